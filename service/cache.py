@@ -1,0 +1,275 @@
+"""Read-through cache of hot reads: Redis (redis.asyncio) when REDIS_URL is set, else in process.
+
+What it guarantees:
+* Entries are the encoded answers (JSON bytes), so a hit costs one GET and no re-encoding.
+* Every entry has a TTL; callers cap it by the entity's own expiry (a session's `expires`).
+* Invalidation after commit, by key and by tag (`user:{id}` covers the user's subscription, natal
+  data and session lookups). Each tag is a set of the keys filled under it.
+* No stale refill: a reader remembers the cache's invalidation epoch before it queries the database and
+  fills only if no invalidation happened meanwhile (checked atomically in Redis by a script). A read
+  that raced a write therefore never puts the old value back.
+* No stampede: concurrent misses of one key in one process share one database query (single-flight);
+  "not found" is cached briefly (`NOT_FOUND`).
+* Redis down or slow: every call has a short timeout; on failure the cache is bypassed for a second,
+  errors are counted, reads go to PostgreSQL, and invalidations that could not be sent are retried when
+  Redis answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from typing import Awaitable, Callable
+
+log = logging.getLogger("service.cache")
+
+NOT_FOUND = b""  # cached marker for "the database has no such row"
+
+Loader = Callable[[], Awaitable[tuple[bytes | None, float | None, tuple[str, ...]]]]
+"""Returns (encoded value or None when not found, TTL cap in seconds or None, tags of the entry)."""
+
+
+class CacheStats:
+    def __init__(self):
+        self.hits = 0
+        self.misses = 0
+        self.errors = 0
+
+    def as_dict(self, backend: str) -> dict:
+        total = self.hits + self.misses
+        return {"hits": self.hits, "misses": self.misses,
+                "hitRate": round(self.hits / total, 4) if total else 0.0,
+                "errors": self.errors, "backend": backend}
+
+
+class MemoryBackend:
+    """An LRU dict with per-entry expiry; same semantics as the Redis backend, for one process."""
+
+    name = "memory"
+
+    def __init__(self, max_entries: int):
+        self.max_entries = max_entries
+        self.entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self.tags: dict[str, set[str]] = {}
+        self.epoch = 0
+
+    async def get(self, key: str) -> tuple[bytes | None, int]:
+        item = self.entries.get(key)
+        if item is not None:
+            if item[0] > time.monotonic():
+                self.entries.move_to_end(key)
+                return item[1], self.epoch
+            del self.entries[key]
+        return None, self.epoch
+
+    async def fill(self, key: str, value: bytes, ttl: float, tags: tuple[str, ...], epoch: int) -> bool:
+        if epoch != self.epoch:
+            return False
+        self.entries[key] = (time.monotonic() + ttl, value)
+        self.entries.move_to_end(key)
+        for tag in tags:
+            self.tags.setdefault(tag, set()).add(key)
+        while len(self.entries) > self.max_entries:
+            self.entries.popitem(last=False)
+        return True
+
+    async def invalidate(self, keys: tuple[str, ...], tags: tuple[str, ...]) -> None:
+        self.epoch += 1
+        for key in keys:
+            self.entries.pop(key, None)
+        for tag in tags:
+            for key in self.tags.pop(tag, ()):
+                self.entries.pop(key, None)
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        pass
+
+
+# KEYS[1] = epoch key, KEYS[2] = entry key, KEYS[3..] = tag sets; ARGV = epoch seen, value, ttl ms.
+_FILL = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') ~= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+for i = 3, #KEYS do
+  redis.call('SADD', KEYS[i], KEYS[2])
+  redis.call('PEXPIRE', KEYS[i], 86400000)
+end
+return 1
+"""
+# KEYS[1] = epoch key, then ARGV[1] = number of plain keys, then keys, then tag sets.
+_INVALIDATE = """
+redis.call('INCR', KEYS[1])
+local n = tonumber(ARGV[1])
+for i = 2, n + 1 do redis.call('DEL', KEYS[i]) end
+for i = n + 2, #KEYS do
+  local members = redis.call('SMEMBERS', KEYS[i])
+  for _, member in ipairs(members) do redis.call('DEL', member) end
+  redis.call('DEL', KEYS[i])
+end
+return 1
+"""
+
+
+class RedisBackend:
+    """Keys are `<prefix>k:<key>`, tag sets `<prefix>t:<tag>`, the epoch `<prefix>epoch`.
+
+    The scripts touch several keys, so with Redis Cluster the prefix should be a hash tag ("{aw}:").
+    """
+
+    name = "redis"
+
+    def __init__(self, url: str, prefix: str, timeout: float):
+        import redis.asyncio as redis
+
+        self.client = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False,
+            health_check_interval=0,
+        )
+        self.prefix = prefix
+        self.epoch_key = f"{prefix}epoch"
+        self._fill = self.client.register_script(_FILL)
+        self._invalidate = self.client.register_script(_INVALIDATE)
+
+    async def get(self, key: str) -> tuple[bytes | None, int]:
+        value, epoch = await self.client.mget(self.prefix + "k:" + key, self.epoch_key)
+        return value, int(epoch or 0)
+
+    async def fill(self, key: str, value: bytes, ttl: float, tags: tuple[str, ...], epoch: int) -> bool:
+        keys = [self.epoch_key, self.prefix + "k:" + key, *(self.prefix + "t:" + t for t in tags)]
+        return bool(await self._fill(keys=keys, args=[epoch, value, max(1, int(ttl * 1000))]))
+
+    async def invalidate(self, keys: tuple[str, ...], tags: tuple[str, ...]) -> None:
+        names = [self.epoch_key, *(self.prefix + "k:" + k for k in keys), *(self.prefix + "t:" + t for t in tags)]
+        await self._invalidate(keys=names, args=[len(keys)])
+
+    async def ping(self) -> bool:
+        return bool(await self.client.ping())
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class Cache:
+    PAUSE_AFTER_ERROR = 1.0  # seconds the backend is bypassed after a failure
+    MAX_PENDING_INVALIDATIONS = 10000
+
+    def __init__(self, backend, timeout: float):
+        self.backend = backend
+        self.timeout = timeout
+        self.stats = CacheStats()
+        self._inflight: dict[str, asyncio.Future] = {}
+        self._paused_until = 0.0
+        self._pending: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+        self.enabled = True
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    # ---- reads --------------------------------------------------------------------------------------
+
+    async def read_through(self, key: str, ttl: float, loader: Loader) -> bytes | None:
+        """The cached answer for `key`, or the loader's (then cached); None when not found."""
+        if not self.enabled:
+            value, _, _ = await loader()
+            return value
+        cached, epoch = await self._call(self.backend.get(key), (None, None))
+        if cached is not None:
+            self.stats.hits += 1
+            return None if cached == NOT_FOUND else cached
+        self.stats.misses += 1
+        pending = self._inflight.get(key)
+        if pending is not None:  # single-flight: another request of this process is loading it
+            return await asyncio.shield(pending)
+        future = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            value, cap, tags = await loader()
+            future.set_result(value)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it, nobody else must
+            raise
+        finally:
+            del self._inflight[key]
+        if epoch is not None:
+            entry_ttl = ttl if value is not None else min(ttl, self.not_found_ttl)
+            if cap is not None:
+                entry_ttl = min(entry_ttl, cap)
+            if entry_ttl > 0:
+                await self._call(self.backend.fill(key, value if value is not None else NOT_FOUND,
+                                                   entry_ttl, tags, epoch), False)
+        return value
+
+    not_found_ttl: float = 5.0
+
+    # ---- writes -------------------------------------------------------------------------------------
+
+    async def invalidate(self, keys: tuple[str, ...] = (), tags: tuple[str, ...] = ()) -> None:
+        """Called after the write's transaction has committed."""
+        if not keys and not tags:
+            return
+        ok = await self._call(self.backend.invalidate(keys, tags), None, ok=True)
+        if ok is not True:
+            self._remember(keys, tags)
+
+    def _remember(self, keys, tags) -> None:
+        if len(self._pending) < self.MAX_PENDING_INVALIDATIONS:
+            self._pending.append((keys, tags))
+        else:
+            log.error("cache invalidations lost while Redis was down; entries may be stale until their TTL")
+
+    async def _flush_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        for keys, tags in pending:
+            try:
+                await asyncio.wait_for(self.backend.invalidate(keys, tags), self.timeout)
+            except Exception:
+                self._pending.append((keys, tags))
+                raise
+
+    # ---- failure handling ---------------------------------------------------------------------------
+
+    async def _call(self, awaitable, fallback, ok=None):
+        """Run one backend call with the timeout; on any failure count it, pause, return fallback."""
+        if time.monotonic() < self._paused_until:
+            awaitable.close()
+            self.stats.errors += 1
+            return fallback
+        try:
+            if self._pending:
+                await self._flush_pending()
+            result = await asyncio.wait_for(awaitable, self.timeout)
+            return ok if ok is not None else result
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()
+            self.stats.errors += 1
+            self._paused_until = time.monotonic() + self.PAUSE_AFTER_ERROR
+            log.warning("cache backend failed, reading from the database: %s", type(exc).__name__)
+            return fallback
+
+    async def ping(self) -> bool:
+        try:
+            return await asyncio.wait_for(self.backend.ping(), self.timeout)
+        except Exception:
+            return False
+
+    async def close(self) -> None:
+        await self.backend.close()
+
+
+def create_cache(settings, prefix: str = "aw:") -> Cache:
+    if settings.redis_url:
+        backend = RedisBackend(settings.redis_url, prefix, settings.redis_timeout)
+    else:
+        backend = MemoryBackend(settings.cache_max_entries)
+    cache = Cache(backend, settings.redis_timeout)
+    cache.not_found_ttl = settings.cache_ttl_not_found
+    return cache

@@ -1,0 +1,1 @@
+"""Data functions, one module per resource: SQL from sql/, caching and invalidation beside it."""

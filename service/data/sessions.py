@@ -1,0 +1,67 @@
+"""Auth.js sessions: create, lookup with the user (cached, never past the session's expiry), update, delete."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import asyncpg
+import msgspec
+
+from ..db import parse_timestamp
+from ..deps import Deps
+from ..ids import new_id
+from ..problems import not_found, validation
+from ..queries import Q
+from ..schemas import SessionCreate
+from . import keys
+
+encode = msgspec.json.Encoder().encode
+
+
+async def create_session(deps: Deps, body: SessionCreate) -> dict:
+    try:
+        row = await deps.db.fetchrow(Q.insert_session, new_id(), body.sessionToken, body.userId, body.expires)
+    except asyncpg.ForeignKeyViolationError:
+        raise validation("userId", "no user has this id") from None
+    # A "not found" for this token may be cached.
+    await deps.cache.invalidate(keys=(keys.session_lookup(body.sessionToken),))
+    return dict(row)
+
+
+def seconds_until(timestamp: str) -> float:
+    expires = parse_timestamp(timestamp)
+    return (expires - datetime.now(timezone.utc)).total_seconds()
+
+
+async def lookup_session(deps: Deps, token: str) -> bytes | None:
+    """{session, user} as JSON; cached at most until the session expires."""
+
+    async def load():
+        row = await deps.read_db.fetchrow(Q.lookup_session, token)
+        if row is None:
+            return None, None, ()
+        session = {"id": row["id"], "sessionToken": row["sessionToken"], "userId": row["userId"],
+                   "expires": row["expires"]}
+        user = {"id": row["u_id"], "email": row["u_email"], "emailVerified": row["u_email_verified"],
+                "name": row["u_name"], "image": row["u_image"], "role": row["u_role"],
+                "createdAt": row["u_created_at"], "updatedAt": row["u_updated_at"]}
+        tags = (keys.user_tag(row["userId"]),)
+        return encode({"session": session, "user": user}), seconds_until(row["expires"]), tags
+
+    return await deps.cache.read_through(keys.session_lookup(token), deps.settings.cache_ttl_user, load)
+
+
+async def update_session(deps: Deps, token: str, expires) -> dict:
+    row = await deps.db.fetchrow(Q.update_session, token, expires)
+    if row is None:
+        raise not_found("session")
+    await deps.cache.invalidate(keys=(keys.session_lookup(token),))
+    return dict(row)
+
+
+async def delete_session(deps: Deps, token: str) -> dict:
+    row = await deps.db.fetchrow(Q.delete_session, token)
+    if row is None:
+        raise not_found("session")
+    await deps.cache.invalidate(keys=(keys.session_lookup(token),))
+    return dict(row)

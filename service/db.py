@@ -1,0 +1,163 @@
+"""asyncpg pools, type codecs, and the mapping of database failures to domain errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta, timezone
+
+import asyncpg
+import msgspec
+
+from .queries import Q
+
+log = logging.getLogger("service.db")
+
+_PG_EPOCH = datetime(2000, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def encode_timestamp(value: datetime | str) -> tuple[int]:
+    """Aware datetimes are stored as UTC (Prisma's convention for TIMESTAMP(3))."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return ((value - _PG_EPOCH) // _MICROSECOND,)
+
+
+def decode_timestamp(value: tuple[int]) -> str:
+    """TIMESTAMP(3) comes back as the API's RFC 3339 text: 2026-01-02T03:04:05.678Z."""
+    return (_PG_EPOCH + timedelta(microseconds=value[0])).isoformat(timespec="milliseconds") + "Z"
+
+
+def parse_timestamp(text: str) -> datetime:
+    """The inverse of decode_timestamp, for code that compares times (cache TTLs)."""
+    return datetime.fromisoformat(text)
+
+
+_json_encode = msgspec.json.Encoder().encode
+_json_decode = msgspec.json.Decoder().decode
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb's binary format is a version byte (1) and the JSON text: msgspec both ways, no str copies.
+    await conn.set_type_codec(
+        "jsonb", schema="pg_catalog", format="binary",
+        encoder=lambda v: b"\x01" + _json_encode(v), decoder=lambda b: _json_decode(b[1:]),
+    )
+    await conn.set_type_codec(
+        "timestamp", schema="pg_catalog", format="tuple",
+        encoder=encode_timestamp, decoder=decode_timestamp,
+    )
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached or gave no connection in time: answered 503 with Retry-After."""
+
+
+# Failures that mean "the database is not there", as opposed to "this statement was wrong".
+UNAVAILABLE_ERRORS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.QueryCanceledError,  # statement_timeout: the server is overloaded
+    ConnectionError,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+_NAMES_BY_SQL = {sql: name for name, sql in Q.items()}
+
+
+def _log_query(record) -> None:
+    name = _NAMES_BY_SQL.get(record.query, "dynamic")
+    log.info("query", extra={"query": name, "ms": round(record.elapsed * 1000, 3)})
+
+
+class Database:
+    """A pool plus the few ways handlers use it; a connection is held only for one call or transaction."""
+
+    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float):
+        self.pool = pool
+        self.acquire_timeout = acquire_timeout
+
+    @classmethod
+    async def connect(cls, url: str, settings) -> "Database":
+        async def setup(conn):
+            await init_connection(conn)
+            if settings.log_queries:
+                conn.add_query_logger(_log_query)
+
+        try:
+            pool = await asyncpg.create_pool(
+                url,
+                min_size=settings.pool_min_size,
+                max_size=settings.pool_max_size,
+                statement_cache_size=settings.statement_cache_size,
+                timeout=settings.connect_timeout,
+                init=setup,
+                server_settings={
+                    "TimeZone": "UTC",
+                    "statement_timeout": str(settings.statement_timeout_ms),
+                    "application_name": "astrowellness-data",
+                },
+            )
+        except UNAVAILABLE_ERRORS as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
+        return cls(pool, settings.pool_acquire_timeout)
+
+    @asynccontextmanager
+    async def connection(self):
+        try:
+            conn = await self.pool.acquire(timeout=self.acquire_timeout)
+        except UNAVAILABLE_ERRORS as exc:
+            raise DatabaseUnavailable(f"no database connection: {type(exc).__name__}") from exc
+        try:
+            yield conn
+        except UNAVAILABLE_ERRORS as exc:
+            raise DatabaseUnavailable(f"database connection lost: {type(exc).__name__}") from exc
+        finally:
+            await self.pool.release(conn)
+
+    @asynccontextmanager
+    async def transaction(self):
+        async with self.connection() as conn:
+            async with conn.transaction():
+                yield conn
+
+    async def fetchrow(self, sql: str, *args):
+        async with self.connection() as conn:
+            return await conn.fetchrow(sql, *args)
+
+    async def fetch(self, sql: str, *args):
+        async with self.connection() as conn:
+            return await conn.fetch(sql, *args)
+
+    async def fetchval(self, sql: str, *args):
+        async with self.connection() as conn:
+            return await conn.fetchval(sql, *args)
+
+    async def execute(self, sql: str, *args) -> str:
+        async with self.connection() as conn:
+            return await conn.execute(sql, *args)
+
+    async def ping(self) -> float:
+        started = time.perf_counter()
+        await self.fetchval("SELECT 1")
+        return time.perf_counter() - started
+
+    async def close(self, timeout: float = 10) -> None:
+        try:
+            await asyncio.wait_for(self.pool.close(), timeout)
+        except asyncio.TimeoutError:
+            self.pool.terminate()
+
+
+def affected_rows(status: str) -> int:
+    """'DELETE 3' -> 3: asyncpg's command status of execute()."""
+    return int(status.rsplit(" ", 1)[-1])

@@ -1,0 +1,33 @@
+"""What handlers and data functions share: the pools, the cache, settings, the field cipher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from .cache import Cache
+from .crypto import FieldCipher
+from .db import Database
+from .settings import Settings
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    db: Database  # the primary: writes, and reads that must see the request's own write
+    read_db: Database  # a replica when DATABASE_READ_URL is set, else the primary
+    cache: Cache
+    cipher: FieldCipher
+
+
+DEPS = web.AppKey("deps", Deps)
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", object)
+OPENAPI = web.AppKey("openapi", bytes)
+REQUEST_ID = web.RequestKey("request_id", str)
+CALLER = web.RequestKey("caller", object)
+
+
+def deps_of(request: web.Request) -> Deps:
+    return request.app[DEPS]

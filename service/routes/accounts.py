@@ -1,0 +1,32 @@
+"""OAuth account routes (API.md § Accounts)."""
+
+from __future__ import annotations
+
+from ..data import accounts
+from ..deps import deps_of
+from ..routing import READ, WRITE, RouteTable, json_response, no_content, read_body
+from ..schemas import Account, AccountCreate
+
+routes = RouteTable("accounts")
+
+
+@routes.add("POST", "/v1/accounts", scope=WRITE, summary="Link an OAuth account to a user",
+            body=AccountCreate, answer=Account, status=201, errors=(409, 422))
+async def link_account(request):
+    body = await read_body(request, AccountCreate)
+    return json_response(await accounts.link_account(deps_of(request), body), 201)
+
+
+@routes.add("GET", "/v1/accounts/{provider}/{providerAccountId}", scope=READ, summary="One OAuth account",
+            answer=Account, errors=(404,))
+async def get_account(request):
+    info = request.match_info
+    return json_response(await accounts.get_account(deps_of(request), info["provider"], info["providerAccountId"]))
+
+
+@routes.add("DELETE", "/v1/accounts/{provider}/{providerAccountId}", scope=WRITE, summary="Unlink an OAuth account",
+            status=204, errors=(404,))
+async def unlink_account(request):
+    info = request.match_info
+    await accounts.unlink_account(deps_of(request), info["provider"], info["providerAccountId"])
+    return no_content()

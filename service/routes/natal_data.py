@@ -1,0 +1,38 @@
+"""A user's birth data (API.md § Natal data)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..data import natal_data
+from ..deps import deps_of
+from ..problems import not_found
+from ..routing import READ, WRITE, RouteTable, json_response, no_content, read_body
+from ..schemas import NatalData, NatalDataIn
+
+routes = RouteTable("natal data")
+
+
+@routes.add("GET", "/v1/users/{id}/natal-data", scope=READ, summary="The user's birth data",
+            answer=NatalData, errors=(404,))
+async def get_natal_data(request):
+    found = await natal_data.get_natal_data(deps_of(request), request.match_info["id"])
+    if found is None:
+        raise not_found("natal data")
+    return web.Response(body=found, content_type="application/json")
+
+
+@routes.add("PUT", "/v1/users/{id}/natal-data", scope=WRITE,
+            summary="Create (201) or replace (200) the user's birth data", body=NatalDataIn,
+            answer=NatalData, errors=(404, 422))
+async def put_natal_data(request):
+    body = await read_body(request, NatalDataIn)
+    row, created = await natal_data.put_natal_data(deps_of(request), request.match_info["id"], body)
+    return json_response(row, 201 if created else 200)
+
+
+@routes.add("DELETE", "/v1/users/{id}/natal-data", scope=WRITE, summary="Delete the user's birth data",
+            status=204, errors=(404,))
+async def delete_natal_data(request):
+    await natal_data.delete_natal_data(deps_of(request), request.match_info["id"])
+    return no_content()

@@ -1,0 +1,41 @@
+"""POST /v1/stripe/webhook: authenticated by its Stripe-Signature, not by a service token."""
+
+from __future__ import annotations
+
+import stripe
+from aiohttp import web
+
+from ..data import stripe_events
+from ..deps import deps_of
+from ..problems import Problem
+from ..routing import PUBLIC, RouteTable, json_response
+
+routes = RouteTable("stripe")
+
+
+def verify_signature(payload: bytes, header: str | None, secrets: list[str], tolerance: int) -> None:
+    """Any configured secret may have signed it (several during rotation)."""
+    if not secrets:
+        raise Problem(503, "STRIPE_WEBHOOK_SECRET is not configured")
+    if not header:
+        raise Problem(400, "Stripe-Signature header is missing")
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(payload.decode("utf-8", "replace"), header, secret, tolerance)
+            return
+        except stripe.SignatureVerificationError:
+            continue
+    raise Problem(400, "Stripe-Signature does not match the payload, or is too old")
+
+
+@routes.add("POST", "/v1/stripe/webhook", scope=PUBLIC, summary="Stripe events (signed with Stripe-Signature)",
+            errors=(400,))
+async def stripe_webhook(request: web.Request):
+    deps = deps_of(request)
+    payload = await request.read()
+    secrets = [s.strip() for s in deps.settings.stripe_webhook_secret.split(",") if s.strip()]
+    verify_signature(payload, request.headers.get("Stripe-Signature"), secrets,
+                     deps.settings.stripe_tolerance_seconds)
+    event = stripe_events.parse_event(payload)
+    outcome = await stripe_events.apply_event(deps, event, payload)
+    return json_response({"received": True, "outcome": outcome})

@@ -1,0 +1,31 @@
+"""A user's subscription (API.md § Subscriptions)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..data import subscriptions
+from ..deps import deps_of
+from ..problems import not_found
+from ..routing import READ, WRITE, RouteTable, json_response, read_body
+from ..schemas import Subscription, SubscriptionIn
+
+routes = RouteTable("subscriptions")
+
+
+@routes.add("GET", "/v1/users/{id}/subscription", scope=READ, summary="The user's subscription",
+            answer=Subscription, errors=(404,))
+async def get_subscription(request):
+    found = await subscriptions.get_subscription(deps_of(request), request.match_info["id"])
+    if found is None:
+        raise not_found("subscription")
+    return web.Response(body=found, content_type="application/json")
+
+
+@routes.add("PUT", "/v1/users/{id}/subscription", scope=WRITE,
+            summary="Create (201) or replace (200) the user's subscription", body=SubscriptionIn,
+            answer=Subscription, errors=(404, 409))
+async def put_subscription(request):
+    body = await read_body(request, SubscriptionIn)
+    row, created = await subscriptions.put_subscription(deps_of(request), request.match_info["id"], body)
+    return json_response(row, 201 if created else 200)

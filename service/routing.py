@@ -1,0 +1,72 @@
+"""The route table: every route says its scope, body and answer, which drives auth and /openapi.json."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import msgspec
+from aiohttp import web
+
+from .problems import Problem
+
+READ, WRITE, PUBLIC = "read", "write", "public"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Callable
+    scope: str
+    summary: str
+    body: Any = None
+    answer: Any = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    query: tuple[tuple[str, str], ...] = ()  # (name, description) of query parameters
+    tag: str = ""
+
+
+@dataclass
+class RouteTable:
+    tag: str
+    routes: list[Route] = field(default_factory=list)
+
+    def add(self, method: str, path: str, *, scope: str, summary: str, **info):
+        def register(handler):
+            self.routes.append(Route(method, path, handler, scope, summary, tag=self.tag, **info))
+            handler.scope = scope  # read by the auth middleware from the matched handler
+            return handler
+
+        return register
+
+
+# ---- bodies and answers -------------------------------------------------------------------------------
+
+_decoders: dict[type, msgspec.json.Decoder] = {}
+_encode = msgspec.json.Encoder().encode
+
+
+async def read_body(request: web.Request, struct: type):
+    """Decode the JSON body into `struct`: 400 when it is not JSON, 422 when it does not fit."""
+    raw = await request.read()
+    if not raw:
+        raise Problem(400, "a JSON body is required")
+    decoder = _decoders.get(struct)
+    if decoder is None:
+        decoder = _decoders[struct] = msgspec.json.Decoder(struct)
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError:
+        raise
+    except msgspec.DecodeError as exc:
+        raise Problem(400, f"malformed JSON: {exc}") from None
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=_encode(data), status=status, content_type="application/json")
+
+
+def no_content() -> web.Response:
+    return web.Response(status=204)

@@ -1,0 +1,10 @@
+-- Auth.js e-mail sign-in tokens (table "verification_tokens").
+
+-- name: insert_verification_token
+INSERT INTO verification_tokens (identifier, token, expires) VALUES ($1, $2, $3)
+RETURNING identifier, token, expires
+
+-- name: use_verification_token
+-- Deleted and returned in one statement: a token is used at most once, however many callers race.
+DELETE FROM verification_tokens WHERE identifier = $1 AND token = $2
+RETURNING identifier, token, expires
