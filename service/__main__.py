@@ -3,6 +3,7 @@
   serve [--host H] [--port P] [--workers N]   run the HTTP service
   dev                                         migrate, then serve with a printed development token
   migrate [apply|list|rollback|adopt|new|reset]
+  sweep | stripe-replay FILE | backup --out FILE | restore FILE
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
 
     commands.add_parser("dev", help="development: migrate, then serve with a printed dev token")
+    commands.add_parser("sweep", help="delete expired chart cache rows in bounded batches")
+    replay = commands.add_parser("stripe-replay", help="apply exported Stripe events, one JSON per line")
+    replay.add_argument("file")
+    backup = commands.add_parser("backup", help="pg_dump the database (custom format)")
+    backup.add_argument("--out", required=True)
+    restore = commands.add_parser("restore", help="pg_restore a backup into an empty database")
+    restore.add_argument("file")
 
     migrate = commands.add_parser("migrate", help="apply or inspect database migrations")
     migrate.add_argument(
@@ -71,12 +79,27 @@ def run_migrate(args, settings) -> int:
     return 0
 
 
+def run_command(args, settings) -> int:
+    from . import commands
+    from .embedded import resolve_database_url
+
+    if args.command == "sweep":
+        return commands.sweep(settings)
+    if args.command == "stripe-replay":
+        return commands.stripe_replay(settings, args.file)
+    if args.command == "backup":
+        return commands.backup(resolve_database_url(settings), args.out)
+    return commands.restore(resolve_database_url(settings), args.file)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
         if args.command == "migrate":
             return run_migrate(args, settings)
+        if args.command in ("sweep", "stripe-replay", "backup", "restore"):
+            return run_command(args, settings)
         from .server import dev, serve  # the HTTP stack is imported only by the commands that need it
 
         if args.command == "serve":

@@ -10,13 +10,11 @@ import uuid
 from aiohttp import web
 
 from .auth import make_auth_middleware, parse_service_tokens
-from .cache import create_cache
-from .crypto import FieldCipher
-from .db import Database
-from .deps import DEPS, METRICS, OPENAPI, REQUEST_ID, SETTINGS, Deps
+from .deps import DEPS, METRICS, OPENAPI, REQUEST_ID, SETTINGS
 from .metrics import Metrics
 from .openapi import build_openapi
 from .problems import make_problem_middleware
+from .resources import open_deps
 from .routes import accounts, ops, sessions, users
 from .routing import Route
 from .settings import Settings
@@ -98,20 +96,9 @@ def create_app(settings: Settings) -> web.Application:
 
 def _resources(settings: Settings, metrics: Metrics):
     async def resources(app: web.Application):
-        from .embedded import resolve_database_url
-
-        db = await Database.connect(resolve_database_url(settings), settings)
-        read_db = await Database.connect(settings.database_read_url, settings) if settings.database_read_url else db
-        cache = create_cache(settings, settings.cache_prefix)
-        cache.enabled = settings.cache_enabled
-        deps = Deps(settings=settings, db=db, read_db=read_db, cache=cache,
-                    cipher=FieldCipher(settings.field_encryption_key))
-        app[DEPS] = deps
-        metrics.watch(deps)
-        yield
-        await cache.close()
-        if read_db is not db:
-            await read_db.close()
-        await db.close()
+        async with open_deps(settings) as deps:
+            app[DEPS] = deps
+            metrics.watch(deps)
+            yield
 
     return resources

@@ -87,7 +87,7 @@ class Database:
         self.acquire_timeout = acquire_timeout
 
     @classmethod
-    async def connect(cls, url: str, settings) -> "Database":
+    async def connect(cls, url: str, settings, min_size: int | None = None) -> "Database":
         async def setup(conn):
             await init_connection(conn)
             if settings.log_queries:
@@ -96,7 +96,7 @@ class Database:
         try:
             pool = await asyncpg.create_pool(
                 url,
-                min_size=settings.pool_min_size,
+                min_size=settings.pool_min_size if min_size is None else min_size,
                 max_size=settings.pool_max_size,
                 statement_cache_size=settings.statement_cache_size,
                 timeout=settings.connect_timeout,
@@ -161,3 +161,64 @@ class Database:
 def affected_rows(status: str) -> int:
     """'DELETE 3' -> 3: asyncpg's command status of execute()."""
     return int(status.rsplit(" ", 1)[-1])
+
+
+class ReplicaDatabase:
+    """Reads on a read replica, falling back to the primary while the replica cannot be reached.
+
+    After a failure the replica is left alone for `pause` seconds, so an outage costs one failed
+    attempt per pause rather than one per request. A statement that fails part-way on the replica
+    is retried once on the primary (reads only, so this is safe).
+    """
+
+    def __init__(self, replica: Database, primary: Database, pause: float = 5.0):
+        self.replica = replica
+        self.primary = primary
+        self.pool = replica.pool
+        self.pause = pause
+        self._skip_until = 0.0
+        self.fallbacks = 0
+
+    def _replica_usable(self) -> bool:
+        return time.monotonic() >= self._skip_until
+
+    def _replica_failed(self, exc: Exception) -> None:
+        self.fallbacks += 1
+        self._skip_until = time.monotonic() + self.pause
+        log.warning("read replica unavailable, reading from the primary: %s", exc)
+
+    @asynccontextmanager
+    async def connection(self):
+        if self._replica_usable():
+            try:
+                conn = await self.replica.pool.acquire(timeout=self.replica.acquire_timeout)
+            except UNAVAILABLE_ERRORS as exc:
+                self._replica_failed(exc)
+            else:
+                try:
+                    yield conn
+                    return
+                finally:
+                    await self.replica.pool.release(conn)
+        async with self.primary.connection() as conn:
+            yield conn
+
+    async def _read(self, method: str, sql: str, *args):
+        if self._replica_usable():
+            try:
+                return await getattr(self.replica, method)(sql, *args)
+            except DatabaseUnavailable as exc:
+                self._replica_failed(exc)
+        return await getattr(self.primary, method)(sql, *args)
+
+    async def fetchrow(self, sql: str, *args):
+        return await self._read("fetchrow", sql, *args)
+
+    async def fetch(self, sql: str, *args):
+        return await self._read("fetch", sql, *args)
+
+    async def fetchval(self, sql: str, *args):
+        return await self._read("fetchval", sql, *args)
+
+    async def close(self, timeout: float = 10) -> None:
+        await self.replica.close(timeout)

@@ -20,8 +20,9 @@ def server_admin_url() -> str:
         return url
     global _embedded_url
     if _embedded_url is None:
-        import pgserver
+        from service.embedded import import_pgserver
 
+        pgserver = import_pgserver()
         folder = tempfile.mkdtemp(prefix="aw-test-pg-")
         _embedded_url = pgserver.get_server(folder, cleanup_mode="delete").get_uri("postgres")
     return _embedded_url
