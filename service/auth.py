@@ -58,7 +58,10 @@ def authenticate(tokens: dict[bytes, Caller], header: str | None) -> Caller:
 def make_auth_middleware(tokens: dict[bytes, Caller]):
     @web.middleware
     async def auth_middleware(request: web.Request, handler):
-        scope = getattr(request.match_info.handler, "scope", PUBLIC)
+        if request.match_info.route.resource is None:  # no route matched: the 404/405 answer needs no token
+            scope = PUBLIC
+        else:  # a route outside the route table declares no scope: it needs a write token (fail closed)
+            scope = getattr(request.match_info.handler, "scope", WRITE)
         if scope != PUBLIC:
             caller = authenticate(tokens, request.headers.get("Authorization"))
             if scope == WRITE and caller.scope != WRITE:

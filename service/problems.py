@@ -143,8 +143,9 @@ def make_problem_middleware(retry_after: int):
             log.warning("database unavailable: %s", exc)
             return problem_response(503, "the database is unavailable; retry later", None,
                                     {"Retry-After": str(retry_after)}, request_id)
-        except web.HTTPRequestEntityTooLarge as exc:
-            return problem_response(413, f"request body is larger than {exc.max_size} bytes",
+        except web.HTTPRequestEntityTooLarge:
+            # aiohttp's exception does not keep the limit; the request does.
+            return problem_response(413, f"request body is larger than {request.client_max_size} bytes",
                                     None, None, request_id)
         except web.HTTPException as exc:
             if exc.status < 400:
