@@ -15,7 +15,8 @@ _PATH_PARAM = re.compile(r"{(\w+)}")
 def build_openapi(routes: list[Route], version: str) -> bytes:
     types = [ProblemBody]
     for route in routes:
-        types += [t for t in (route.body, route.answer) if t is not None]
+        answers = route.answer if isinstance(route.answer, tuple) else (route.answer,)
+        types += [t for t in (route.body, *answers) if t is not None]
     (_, components) = msgspec.json.schema_components(
         list(dict.fromkeys(types)), ref_template="#/components/schemas/{name}")
     problem = {"description": "problem", "content": {
@@ -39,16 +40,25 @@ def build_openapi(routes: list[Route], version: str) -> bytes:
             operation["requestBody"] = {"required": True, "content": {"application/json": {
                 "schema": {"$ref": f"#/components/schemas/{route.body.__name__}"}}}}
         ok: dict = {"description": "success"}
-        if route.answer is not None:
+        if isinstance(route.answer, tuple):  # one of several shapes
+            ok["content"] = {"application/json": {"schema": {"oneOf": [
+                {"$ref": f"#/components/schemas/{t.__name__}"} for t in route.answer]}}}
+        elif route.answer is not None:
             ok["content"] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{route.answer.__name__}"}}}
-        operation["responses"][str(route.status)] = ok
+        for status in (route.status, *route.also):
+            operation["responses"][str(status)] = ok
+        operation["parameters"] += [
+            {"name": name, "in": "header", "required": True, "description": text, "schema": {"type": "string"}}
+            for name, text in route.headers
+        ]
         codes = set(route.errors)
         if route.body is not None:
             codes |= {400, 413, 422}
         if route.query:
             codes.add(400)
         if route.scope != PUBLIC:
-            codes |= {401, 403}
+            # Any /v1 route may meet input it cannot use: malformed (400) or unstorable, e.g. a NUL (422).
+            codes |= {400, 401, 403, 422}
             operation["security"] = [{"bearer": []}]
         else:
             operation["security"] = []

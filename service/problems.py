@@ -136,6 +136,9 @@ def make_problem_middleware(retry_after: int):
         except msgspec.ValidationError as exc:
             problem = from_validation_error(exc)
             return problem_response(422, problem.detail, problem.errors, None, request_id)
+        except asyncpg.DataError as exc:
+            # SQLSTATE class 22: a value PostgreSQL cannot store (a NUL character, an out-of-range number).
+            return problem_response(422, f"a value cannot be stored: {type(exc).__name__}", None, None, request_id)
         except asyncpg.IntegrityConstraintViolationError as exc:
             problem = from_integrity_error(exc)
             return problem_response(409, problem.detail, problem.errors, None, request_id)

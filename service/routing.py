@@ -25,6 +25,8 @@ class Route:
     status: int = 200
     errors: tuple[int, ...] = ()
     query: tuple[tuple[str, str], ...] = ()  # (name, description) of query parameters
+    also: tuple[int, ...] = ()  # other success statuses (an upsert answers 200 or 201)
+    headers: tuple[tuple[str, str], ...] = ()  # (name, description) of required request headers
     tag: str = ""
 
 

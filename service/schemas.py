@@ -40,7 +40,8 @@ TimeOut = Annotated[str, Meta(description="RFC 3339 UTC with milliseconds", exam
 Email = Annotated[str, Meta(min_length=3, max_length=320, pattern=r"^\s*[^@\s]+@[^@\s]+\s*$")]
 Text = Annotated[str, Meta(max_length=2048)]
 Id = Annotated[str, Meta(min_length=1, max_length=64)]
-Password = Annotated[str, Meta(description="plain text, 1 to 72 bytes in UTF-8; stored as a bcrypt hash")]
+Password = Annotated[str, Meta(min_length=1, max_length=72,
+                                description="plain text, 1 to 72 bytes in UTF-8; stored as a bcrypt hash")]
 Token = Annotated[str, Meta(min_length=1, max_length=512)]
 
 
@@ -278,6 +279,13 @@ class Page(Struct):
     hasNext: bool
     hasPrev: bool
     nextCursor: str | None = None
+
+
+class ListPage(Struct):
+    """A page of a list route; `data` holds the selected fields of each row."""
+
+    data: list[dict[str, Any]]
+    pagination: Page
 
 
 def to_dict(struct: Struct) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from ..db import DatabaseUnavailable
 from ..deps import DEPS, SETTINGS, deps_of
 from ..problems import bad_request, not_found
 from ..routing import READ, WRITE, RouteTable, json_response, read_body
-from ..schemas import Chart, ChartCreate, Count
+from ..schemas import Chart, ChartCreate, Count, ListPage
 from . import lists
 
 log = logging.getLogger("service.charts")
@@ -36,7 +36,7 @@ async def get_chart(request):
     return web.Response(body=found, content_type=JSON)
 
 
-@routes.add("GET", "/v1/charts", scope=READ, answer=Chart, errors=(400, 404),
+@routes.add("GET", "/v1/charts", scope=READ, answer=(Chart, ListPage), errors=(400, 404, 422),
             summary="With exactly userId and chartType: the newest unexpired entry. Otherwise a list "
                     "(see Lists: filter by userId, chartType, expiresAt, createdAt)",
             query=(("userId", "the user"), ("chartType", "a ChartType, any case")))
@@ -52,7 +52,8 @@ async def get_chart_for(request):
 
 
 @routes.add("DELETE", "/v1/charts", scope=WRITE, summary="Invalidate a user's charts (of one type, or all)",
-            answer=Count, query=(("userId", "the user (required)"), ("chartType", "optional: one type")))
+            answer=Count, errors=(400, 422),
+            query=(("userId", "the user (required)"), ("chartType", "optional: one type")))
 async def delete_charts(request):
     user_id = request.query.get("userId")
     if not user_id:

@@ -7,7 +7,7 @@ from ..listing import ListSpec, boolean, build_list_query, enum, integer, run_li
 from ..problems import not_found
 from ..queries import Q
 from ..routing import READ, RouteTable, json_response
-from ..schemas import ChartType, Role, SubscriptionStatus
+from ..schemas import ChartType, ListPage, Role, SubscriptionStatus
 
 routes = RouteTable("lists")
 LIST_QUERY = (("page", "1-based page (default 1)"), ("limit", "rows per page, 1..100 (default 10)"),
@@ -63,12 +63,12 @@ async def _page(request, spec: ListSpec, fixed_args=(), transform=None, db=None)
         return json_response(await run_list_query(conn, q, transform))
 
 
-@routes.add("GET", "/v1/users", scope=READ, summary="List users", query=LIST_QUERY, errors=(400,))
+@routes.add("GET", "/v1/users", scope=READ, summary="List users", answer=ListPage, query=LIST_QUERY, errors=(400,))
 async def list_users(request):
     return await _page(request, USERS)
 
 
-@routes.add("GET", "/v1/users/{id}/accounts", scope=READ, summary="The user's OAuth accounts (a list)",
+@routes.add("GET", "/v1/users/{id}/accounts", scope=READ, summary="The user's OAuth accounts (a list)", answer=ListPage,
             query=LIST_QUERY, errors=(400, 404))
 async def list_user_accounts(request):
     deps = deps_of(request)
@@ -83,7 +83,7 @@ async def list_charts(request):
     return await _page(request, CHARTS)
 
 
-@routes.add("GET", "/v1/subscriptions", scope=READ, summary="List subscriptions (by status, period end...)",
+@routes.add("GET", "/v1/subscriptions", scope=READ, summary="List subscriptions (by status, period end...)", answer=ListPage,
             query=LIST_QUERY, errors=(400,))
 async def list_subscriptions(request):
     return await _page(request, SUBSCRIPTIONS)

@@ -24,7 +24,7 @@ async def get_natal_data(request):
 
 @routes.add("PUT", "/v1/users/{id}/natal-data", scope=WRITE,
             summary="Create (201) or replace (200) the user's birth data", body=NatalDataIn,
-            answer=NatalData, errors=(404, 422))
+            answer=NatalData, also=(201,), errors=(404, 422))
 async def put_natal_data(request):
     body = await read_body(request, NatalDataIn)
     row, created = await natal_data.put_natal_data(deps_of(request), request.match_info["id"], body)

@@ -24,7 +24,7 @@ async def get_subscription(request):
 
 @routes.add("PUT", "/v1/users/{id}/subscription", scope=WRITE,
             summary="Create (201) or replace (200) the user's subscription", body=SubscriptionIn,
-            answer=Subscription, errors=(404, 409))
+            answer=Subscription, also=(201,), errors=(404, 409))
 async def put_subscription(request):
     body = await read_body(request, SubscriptionIn)
     row, created = await subscriptions.put_subscription(deps_of(request), request.match_info["id"], body)
