@@ -92,6 +92,7 @@ class ListQuery:
     sort: tuple[tuple[Field, bool], ...]  # (field, descending)
     cursor_mode: bool
     spec: ListSpec
+    estimate_sql: str | None = None  # the rows a count would count, for EXPLAIN (count=estimated)
 
 
 class _Args:
@@ -111,7 +112,11 @@ def parse_value(f: Field, raw: str, param: str) -> Any:
     try:
         if f.kind == "time":
             value = datetime.fromisoformat(raw.replace("Z", "+00:00") if raw.endswith("Z") else raw)
-            return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+            value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+            try:
+                return value.astimezone(timezone.utc)  # 0001-01-01T00:00+14:00 has no UTC datetime
+            except OverflowError:
+                raise ValueError("is out of range") from None
         if f.kind == "enum":
             label = raw.strip().upper()
             if label not in f.enum:
@@ -128,10 +133,13 @@ def parse_value(f: Field, raw: str, param: str) -> Any:
             return value
         if len(raw) > 1000:
             raise ValueError("is too long")
+        if "\x00" in raw:  # PostgreSQL text cannot hold NUL
+            raise ValueError("must not contain NUL characters")
+        raw.encode()  # lone surrogates: UnicodeEncodeError, a ValueError
         return raw
     except ValueError as exc:
         message = str(exc) if f.kind in ("enum", "bool") or "range" in str(exc) or "long" in str(exc) \
-            else f"is not a valid {f.kind} value"
+            or "NUL" in str(exc) else f"is not a valid {f.kind} value"
         raise bad_request(param, message) from None
 
 
@@ -259,7 +267,7 @@ def build_list_query(spec: ListSpec, query, fixed_args: list[Any] = ()) -> ListQ
 
     args = _Args(list(fixed_args))
     where = list(spec.fixed_where)
-    for name in query:
+    for name in dict.fromkeys(query):  # each name once: getall() below reads all of its values
         if name in RESERVED:
             continue
         f = spec.by_name[name]
@@ -290,11 +298,12 @@ def build_list_query(spec: ListSpec, query, fixed_args: list[Any] = ()) -> ListQ
     sql = (f"SELECT {', '.join(spec.by_name[c].sql + ' AS ' + _quote(c) for c in columns)} "
            f"FROM {spec.table} WHERE {page_where} ORDER BY {order} "
            f"LIMIT {args.add(limit + 1, 'integer')} OFFSET {args.add(offset, 'integer')}")
-    count_sql = None
+    count_sql = estimate_sql = None
     if count_mode != "none":
         count_sql = f"SELECT count(*) FROM {spec.table} WHERE {filter_sql}"
+        estimate_sql = f"SELECT 1 FROM {spec.table} WHERE {filter_sql}"
     return ListQuery(sql, args.values, count_sql, filter_args, count_mode, page, limit, select, sort,
-                     cursor_mode, spec)
+                     cursor_mode, spec, estimate_sql)
 
 
 def _quote(name: str) -> str:
@@ -306,7 +315,9 @@ async def run_list_query(conn, q: ListQuery, transform=None) -> dict:
     has_next = len(rows) > q.limit
     rows = rows[: q.limit]
     data = [transform(dict(r)) if transform else dict(r) for r in rows]
-    next_cursor = encode_cursor(q.spec, q.sort, data[-1]) if has_next and data else None
+    # no cursor to hand out when the sort has a nullable field: build_list_query refuses to follow it
+    keyset = not any(f.nullable for f, _ in q.sort)
+    next_cursor = encode_cursor(q.spec, q.sort, data[-1]) if has_next and data and keyset else None
     for item in data:
         for extra in [k for k in item if k not in q.select]:
             del item[extra]
@@ -325,10 +336,11 @@ async def _count(conn, q: ListQuery) -> int | None:
     if q.count_sql is None:
         return None
     if q.count_mode == "estimated":
-        plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + q.count_sql, *q.count_args)
+        # The top node of the rows' own plan (as PostgREST does): under count(*) the child may be a
+        # Gather of partial aggregates whose "Plan Rows" is the number of workers, not of rows.
+        plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + q.estimate_sql, *q.count_args)
         plan = msgspec.json.decode(plan) if isinstance(plan, (str, bytes)) else plan
-        estimate = int(plan[0]["Plan"]["Plans"][0]["Plan Rows"]) if "Plans" in plan[0]["Plan"] \
-            else int(plan[0]["Plan"]["Plan Rows"])
+        estimate = int(plan[0]["Plan"]["Plan Rows"])
         if estimate >= ESTIMATE_EXACT_BELOW:
             return estimate
     return await conn.fetchval(q.count_sql, *q.count_args)

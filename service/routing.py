@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import msgspec
 from aiohttp import web
 
+from .deps import SETTINGS
 from .problems import Problem
 
 READ, WRITE, PUBLIC = "read", "write", "public"
@@ -51,8 +53,14 @@ _encode = msgspec.json.Encoder().encode
 
 
 async def read_body(request: web.Request, struct: type):
-    """Decode the JSON body into `struct`: 400 when it is not JSON, 422 when it does not fit."""
-    raw = await request.read()
+    """Decode the JSON body into `struct`: 400 when it is not JSON, 422 when it does not fit.
+
+    The body is read before any database connection is taken, and a client that sends it too slowly
+    gets a 408, so slow clients hold neither a connection of the pool nor a handler for long."""
+    try:
+        raw = await asyncio.wait_for(request.read(), request.app[SETTINGS].body_read_timeout)
+    except asyncio.TimeoutError:
+        raise Problem(408, "the request body arrived too slowly") from None
     if not raw:
         raise Problem(400, "a JSON body is required")
     decoder = _decoders.get(struct)

@@ -34,6 +34,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     retry_after_seconds: int = 5
 
     max_body_bytes: int = 1048576
+    body_read_timeout: float = 10.0
     log_level: str = "INFO"
     log_queries: bool = False
 

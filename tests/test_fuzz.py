@@ -36,7 +36,7 @@ async def test_schemathesis_finds_no_failure(settings, tmp_path):
             "--phases", "examples,coverage,fuzzing", "--workers", "2",
             "--report", "junit", "--report-dir", str(tmp_path),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            env={**os.environ, "NO_COLOR": "1"},
+            env={**os.environ, "NO_COLOR": "1"}, cwd=str(tmp_path),
         )
         output, _ = await asyncio.wait_for(process.communicate(), timeout=600)
         text = output.decode(errors="replace")

@@ -113,6 +113,8 @@ async def apply_event(deps: Deps, event: StripeEvent, payload: bytes) -> str:
     if event.type not in HANDLED:
         return "ignored"
     sub_id, customer_id, user_id = references(event)
+    if event.type in INVOICE_EVENTS and sub_id is None:
+        return "ignored"  # a one-off invoice (no subscription) says nothing about the subscription's status
     lock_key = customer_id or sub_id or user_id or event.id
     invalidate_user = None
     async with deps.db.transaction() as conn:
@@ -129,14 +131,16 @@ async def apply_event(deps: Deps, event: StripeEvent, payload: bytes) -> str:
             row = await conn.fetchrow(Q.stripe_find_subscription, sub_id, customer_id)
             if row is None:
                 return "pending"
-        invalidate_user = await _fold_into(conn, row)
+        invalidate_user = await _fold_into(conn, row, sub_id, customer_id)
     if invalidate_user:
         await deps.cache.invalidate(keys=(keys.subscription_of(invalidate_user),))
     return "applied"
 
 
-async def _fold_into(conn, row) -> str:
-    sub_id, customer_id = row["stripeSubscriptionId"], row["stripeCustomerId"]
+async def _fold_into(conn, row, event_sub_id: str | None = None, event_customer_id: str | None = None) -> str:
+    # A row found by its customer alone names no subscription yet: the event's links it.
+    sub_id = row["stripeSubscriptionId"] or event_sub_id
+    customer_id = row["stripeCustomerId"] or event_customer_id
     events = await conn.fetch(Q.stripe_events_of_subscription, sub_id, customer_id)
     values: dict = {}
     for event in events:
