@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import OrderedDict
 from typing import Awaitable, Callable
@@ -51,9 +52,21 @@ class MemoryBackend:
 
     def __init__(self, max_entries: int):
         self.max_entries = max_entries
-        self.entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self.entries: OrderedDict[str, tuple[float, bytes, tuple[str, ...]]] = OrderedDict()
         self.tags: dict[str, set[str]] = {}
         self.epoch = 0
+
+    def _drop(self, key: str) -> None:
+        """Remove an entry and its key from its tag sets (which go when empty): tag sets never leak."""
+        item = self.entries.pop(key, None)
+        if item is None:
+            return
+        for tag in item[2]:
+            members = self.tags.get(tag)
+            if members is not None:
+                members.discard(key)
+                if not members:
+                    del self.tags[tag]
 
     async def get(self, key: str) -> tuple[bytes | None, int]:
         item = self.entries.get(key)
@@ -61,27 +74,28 @@ class MemoryBackend:
             if item[0] > time.monotonic():
                 self.entries.move_to_end(key)
                 return item[1], self.epoch
-            del self.entries[key]
+            self._drop(key)
         return None, self.epoch
 
     async def fill(self, key: str, value: bytes, ttl: float, tags: tuple[str, ...], epoch: int) -> bool:
         if epoch != self.epoch:
             return False
-        self.entries[key] = (time.monotonic() + ttl, value)
-        self.entries.move_to_end(key)
+        self._drop(key)
+        self.entries[key] = (time.monotonic() + ttl, value, tags)
         for tag in tags:
             self.tags.setdefault(tag, set()).add(key)
         while len(self.entries) > self.max_entries:
-            self.entries.popitem(last=False)
+            self._drop(next(iter(self.entries)))
         return True
 
     async def invalidate(self, keys: tuple[str, ...], tags: tuple[str, ...]) -> None:
         self.epoch += 1
         for key in keys:
-            self.entries.pop(key, None)
+            self._drop(key)
         for tag in tags:
-            for key in self.tags.pop(tag, ()):
-                self.entries.pop(key, None)
+            for key in list(self.tags.get(tag, ())):
+                self._drop(key)
+            self.tags.pop(tag, None)
 
     async def ping(self) -> bool:
         return True
@@ -91,18 +105,21 @@ class MemoryBackend:
 
 
 # KEYS[1] = epoch key, KEYS[2] = entry key, KEYS[3..] = tag sets; ARGV = epoch seen, value, ttl ms.
+# The epoch is a random token written by each invalidation (not a counter: a Redis restarted empty would
+# count again from 0 and could hand out an epoch a reader saw before the restart).
 _FILL = """
-if tonumber(redis.call('GET', KEYS[1]) or '0') ~= tonumber(ARGV[1]) then return 0 end
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+local keep = math.max(86400000, tonumber(ARGV[3]))
 for i = 3, #KEYS do
   redis.call('SADD', KEYS[i], KEYS[2])
-  redis.call('PEXPIRE', KEYS[i], 86400000)
+  if redis.call('PTTL', KEYS[i]) < keep then redis.call('PEXPIRE', KEYS[i], keep) end
 end
 return 1
 """
-# KEYS[1] = epoch key, then ARGV[1] = number of plain keys, then keys, then tag sets.
+# KEYS[1] = epoch key, then the plain keys, then tag sets; ARGV = number of plain keys, new epoch token.
 _INVALIDATE = """
-redis.call('INCR', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[2])
 local n = tonumber(ARGV[1])
 for i = 2, n + 1 do redis.call('DEL', KEYS[i]) end
 for i = n + 2, #KEYS do
@@ -134,9 +151,9 @@ class RedisBackend:
         self._fill = self.client.register_script(_FILL)
         self._invalidate = self.client.register_script(_INVALIDATE)
 
-    async def get(self, key: str) -> tuple[bytes | None, int]:
+    async def get(self, key: str) -> tuple[bytes | None, bytes]:
         value, epoch = await self.client.mget(self.prefix + "k:" + key, self.epoch_key)
-        return value, int(epoch or 0)
+        return value, epoch or b""
 
     async def fill(self, key: str, value: bytes, ttl: float, tags: tuple[str, ...], epoch: int) -> bool:
         keys = [self.epoch_key, self.prefix + "k:" + key, *(self.prefix + "t:" + t for t in tags)]
@@ -144,7 +161,7 @@ class RedisBackend:
 
     async def invalidate(self, keys: tuple[str, ...], tags: tuple[str, ...]) -> None:
         names = [self.epoch_key, *(self.prefix + "k:" + k for k in keys), *(self.prefix + "t:" + t for t in tags)]
-        await self._invalidate(keys=names, args=[len(keys)])
+        await self._invalidate(keys=names, args=[len(keys), os.urandom(12).hex()])
 
     async def ping(self) -> bool:
         return bool(await self.client.ping())
@@ -173,29 +190,38 @@ class Cache:
     # ---- reads --------------------------------------------------------------------------------------
 
     async def read_through(self, key: str, ttl: float, loader: Loader) -> bytes | None:
-        """The cached answer for `key`, or the loader's (then cached); None when not found."""
+        """The cached answer for `key`, or the loader's (then cached); None when not found.
+
+        Single-flight: concurrent calls for one key in this process share one task doing the backend
+        GET, the query and the fill, so neither a cold key nor a just-filled one is queried twice. The
+        task is shared, not owned by its first caller: a caller that goes away cancels nobody else.
+        """
         if not self.enabled:
             value, _, _ = await loader()
             return value
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._lookup(key, ttl, loader))
+            self._inflight[key] = task
+            task.add_done_callback(lambda done: self._finished(key, done))
+        value, hit = await asyncio.shield(task)
+        if hit:
+            self.stats.hits += 1
+        else:
+            self.stats.misses += 1
+        return value
+
+    def _finished(self, key: str, task: asyncio.Task) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: the callers re-raise it; none left must not be logged
+
+    async def _lookup(self, key: str, ttl: float, loader: Loader) -> tuple[bytes | None, bool]:
         cached, epoch = await self._call(self.backend.get(key), (None, None))
         if cached is not None:
-            self.stats.hits += 1
-            return None if cached == NOT_FOUND else cached
-        self.stats.misses += 1
-        pending = self._inflight.get(key)
-        if pending is not None:  # single-flight: another request of this process is loading it
-            return await asyncio.shield(pending)
-        future = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
-            value, cap, tags = await loader()
-            future.set_result(value)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters re-raise it, nobody else must
-            raise
-        finally:
-            del self._inflight[key]
+            return (None if cached == NOT_FOUND else cached), True
+        value, cap, tags = await loader()
         if epoch is not None:
             entry_ttl = ttl if value is not None else min(ttl, self.not_found_ttl)
             if cap is not None:
@@ -203,7 +229,7 @@ class Cache:
             if entry_ttl > 0:
                 await self._call(self.backend.fill(key, value if value is not None else NOT_FOUND,
                                                    entry_ttl, tags, epoch), False)
-        return value
+        return value, False
 
     not_found_ttl: float = 5.0
 
@@ -213,6 +239,9 @@ class Cache:
         """Called after the write's transaction has committed."""
         if not keys and not tags:
             return
+        # Loads in flight may have read the old rows: later readers must not join them (they start
+        # their own); those loads' fills are refused by the epoch check.
+        self._inflight.clear()
         ok = await self._call(self.backend.invalidate(keys, tags), None, ok=True)
         if ok is not True:
             self._remember(keys, tags)
@@ -225,11 +254,12 @@ class Cache:
 
     async def _flush_pending(self) -> None:
         pending, self._pending = self._pending, []
-        for keys, tags in pending:
+        for i, (keys, tags) in enumerate(pending):
             try:
                 await asyncio.wait_for(self.backend.invalidate(keys, tags), self.timeout)
-            except Exception:
-                self._pending.append((keys, tags))
+            except BaseException:
+                # Keep this one and all not yet sent, before any remembered meanwhile, in order.
+                self._pending = pending[i:] + self._pending
                 raise
 
     # ---- failure handling ---------------------------------------------------------------------------
@@ -246,10 +276,10 @@ class Cache:
             result = await asyncio.wait_for(awaitable, self.timeout)
             return ok if ok is not None else result
         except asyncio.CancelledError:
+            awaitable.close()  # not started when the flush was cancelled: no "never awaited" warning
             raise
         except Exception as exc:
-            if asyncio.iscoroutine(awaitable):
-                awaitable.close()
+            awaitable.close()
             self.stats.errors += 1
             self._paused_until = time.monotonic() + self.PAUSE_AFTER_ERROR
             log.warning("cache backend failed, reading from the database: %s", type(exc).__name__)

@@ -121,6 +121,12 @@ class Database:
             yield conn
         except UNAVAILABLE_ERRORS as exc:
             raise DatabaseUnavailable(f"database connection lost: {type(exc).__name__}") from exc
+        except asyncpg.InternalClientError as exc:
+            # The connection died in the middle of an operation (e.g. its transaction's rollback):
+            # asyncpg reports a state error; on a closed connection that is an outage, not a bug.
+            if conn.is_closed():
+                raise DatabaseUnavailable(f"database connection lost: {type(exc).__name__}") from exc
+            raise
         finally:
             await self.pool.release(conn)
 
