@@ -128,7 +128,16 @@ class Database:
                 raise DatabaseUnavailable(f"database connection lost: {type(exc).__name__}") from exc
             raise
         finally:
+            await self._release(conn)
+
+    async def _release(self, conn) -> None:
+        # Releasing resets the connection; if the server went away meanwhile, asyncpg has already closed
+        # it and the pool will open a new one. The request's own work is done (or already failed), so
+        # this must not turn its answer into an error.
+        try:
             await self.pool.release(conn)
+        except (*UNAVAILABLE_ERRORS, asyncpg.InternalClientError) as exc:
+            log.debug("connection dropped on release: %s", type(exc).__name__)
 
     @asynccontextmanager
     async def transaction(self):
@@ -204,8 +213,12 @@ class ReplicaDatabase:
                 try:
                     yield conn
                     return
+                except UNAVAILABLE_ERRORS as exc:
+                    # Lost mid-read: this request answers 503; the next ones read from the primary.
+                    self._replica_failed(exc)
+                    raise DatabaseUnavailable(f"read replica connection lost: {type(exc).__name__}") from exc
                 finally:
-                    await self.replica.pool.release(conn)
+                    await self.replica._release(conn)
         async with self.primary.connection() as conn:
             yield conn
 

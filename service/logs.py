@@ -35,3 +35,4 @@ def setup_logging(level: str = "INFO", stream=None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").disabled = True  # the service writes its own access lines
+    logging.getLogger("pgserver").setLevel(logging.WARNING)  # embedded PostgreSQL's command lines

@@ -118,3 +118,57 @@ async def check_writes(url: str, tally: Tally) -> dict:
         "refused_found_whole": sum(1 for e in tally.refused if found.get(e) is True),
         "half_applied": sum(1 for has_natal in found.values() if not has_natal),
     }
+
+
+@dataclass
+class RedisTally:
+    sent: int = 0
+    by_status: dict = field(default_factory=dict)
+    hits_before_stop: int = 0
+    hits_at_restart: int = 0
+    hits_at_end: int = 0
+    errors: int = 0
+
+    def count(self, status: int) -> None:
+        self.sent += 1
+        key = str(status)
+        self.by_status[key] = self.by_status.get(key, 0) + 1
+
+
+async def run_redis_outage(client_factory, redis_server, database_url, make_settings, outage_seconds: float,
+                           before: float = 1.0, after: float = 3.0, readers: int = 8) -> RedisTally:
+    """Cached reads under load while Redis is killed and restarted: every answer must still be 200."""
+    settings = make_settings(database_url, redis_server.url, service_tokens=TOKENS, redis_timeout=0.1)
+    client = await client_factory(create_app(settings))
+    known = []
+    for i in range(20):
+        r = await client.post("/v1/users", json={"email": f"r{i}-{uuid.uuid4().hex[:8]}@example.com"}, headers=WRITE)
+        known.append((await r.json())["id"])
+    tally = RedisTally()
+    stop_at = time.monotonic() + before + outage_seconds + after
+
+    async def hits() -> int:
+        r = await client.get("/v1/cache/stats", headers=WRITE)
+        return (await r.json())["hits"]
+
+    async def reader(n):
+        i = 0
+        while time.monotonic() < stop_at:
+            r = await client.get(f"/v1/users/{known[(n + i) % len(known)]}", headers=WRITE)
+            tally.count(r.status)
+            i += 1
+            await asyncio.sleep(0.005)
+
+    async def chaos():
+        await asyncio.sleep(before)
+        tally.hits_before_stop = await hits()
+        redis_server.kill()
+        await asyncio.sleep(outage_seconds)
+        await redis_server.start()
+        tally.hits_at_restart = await hits()
+
+    await asyncio.gather(chaos(), *(reader(n) for n in range(readers)))
+    tally.hits_at_end = await hits()
+    r = await client.get("/v1/cache/stats", headers=WRITE)
+    tally.errors = (await r.json())["errors"]
+    return tally

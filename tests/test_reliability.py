@@ -8,8 +8,9 @@ import pytest
 
 from service.app import create_app
 from tests.conftest import READ, WRITE, make_settings, unique_email
-from tests.outage import check_writes, run_outage
+from tests.outage import check_writes, run_outage, run_redis_outage
 from tests.pg_cluster import Cluster
+from tests.redis_server import RedisServer
 
 
 @pytest.fixture
@@ -32,6 +33,19 @@ async def test_database_outage_under_load(aiohttp_client, cluster, redis_url):
     assert writes["half_applied"] == 0, writes
     # Recovered without a restart: writes succeed again after the outage.
     assert writes["acknowledged"] > 0
+
+
+async def test_redis_outage_under_load_fails_no_request(aiohttp_client, migrated_database_url):
+    server = RedisServer()
+    await server.start()
+    try:
+        tally = await run_redis_outage(aiohttp_client, server, migrated_database_url, make_settings, outage_seconds=2)
+    finally:
+        server.kill()
+    assert tally.by_status == {"200": tally.sent}, tally.by_status  # zero failed requests
+    assert tally.errors > 0  # the outage was felt by the cache...
+    assert tally.hits_before_stop > 0
+    assert tally.hits_at_end > tally.hits_at_restart  # ...and it serves hits again on its own
 
 
 async def test_pool_exhaustion_queues_then_answers_503_never_hangs(aiohttp_client, migrated_database_url, redis_url):
