@@ -11,6 +11,7 @@ from pathlib import Path
 import msgspec
 
 from .migrate import MigrateError
+from .queries import Q
 from .resources import open_deps
 
 
@@ -105,9 +106,7 @@ def restore(database_url: str, file: str) -> int:
 
         conn = await connect(database_url)
         try:
-            return await conn.fetchval(
-                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = current_schema() AND c.relkind = 'r'")
+            return await conn.fetchval(Q.catalog_table_count)
         finally:
             await conn.close()
 

@@ -163,7 +163,7 @@ class Database:
 
     async def ping(self) -> float:
         started = time.perf_counter()
-        await self.fetchval("SELECT 1")
+        await self.fetchval(Q.ping)
         return time.perf_counter() - started
 
     async def close(self, timeout: float = 10) -> None:

@@ -19,6 +19,7 @@ from yoyo.exceptions import LockTimeout
 
 from . import MIGRATIONS_DIR
 from .catalog import SEED_ENUMS, SEED_TABLES, describe_differences, describe_schema
+from .queries import Q
 
 # The migrations that reproduce the old Prisma platform's schema, one table (or the enums) each.
 # `adopt` marks exactly these as applied on a database Prisma created.
@@ -148,11 +149,8 @@ def adopt(database_url: str, lock_timeout: int = 600) -> list[str]:
 async def _seed_schema_differences(database_url: str) -> list[str]:
     conn = await connect(database_url)
     try:
-        schema = await conn.fetchval("SELECT current_schema()")
-        present = {r["relname"] for r in await conn.fetch(
-            "SELECT relname FROM pg_class WHERE relnamespace = $1::regnamespace AND relkind = 'r'",
-            schema,
-        )}
+        schema = await conn.fetchval(Q.catalog_current_schema)
+        present = {r["name"] for r in await conn.fetch(Q.catalog_tables, schema)}
         missing = [t for t in SEED_TABLES if t not in present]
         if missing:
             return [f"  missing table: {t}" for t in missing]

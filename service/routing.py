@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -10,7 +11,7 @@ import msgspec
 from aiohttp import web
 
 from .deps import SETTINGS
-from .problems import Problem
+from .problems import Problem, validation
 
 READ, WRITE, PUBLIC = "read", "write", "public"
 
@@ -70,8 +71,41 @@ async def read_body(request: web.Request, struct: type):
         return decoder.decode(raw)
     except msgspec.ValidationError:
         raise
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        # msgspec raises UnicodeDecodeError for invalid UTF-8 inside a string.
+        field = non_utf8_field(raw)
+        if field is not None:
+            raise validation(field, "must be valid UTF-8 text") from None
         raise Problem(400, f"malformed JSON: {exc}") from None
+
+
+def non_utf8_field(raw: bytes) -> str | None:
+    """For a body msgspec refused: is it well-formed JSON whose text is not UTF-8 (invalid bytes, or a
+    lone surrogate escape such as \\ud800)? Then the path of the first such string, for a 422."""
+    try:
+        document = json.loads(raw.decode("utf-8", "surrogateescape"))
+    except ValueError:
+        return None
+
+    def walk(value, path):
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return path or "body"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                found = walk(key, path) or walk(item, f"{path}.{key}" if path else key)
+                if found:
+                    return found
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                found = walk(item, f"{path}[{i}]")
+                if found:
+                    return found
+        return None
+
+    return walk(document, "")
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:

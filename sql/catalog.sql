@@ -65,3 +65,8 @@ JOIN pg_class c ON c.oid = tg.tgrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = $1 AND NOT tg.tgisinternal
 ORDER BY c.relname, tg.tgname
+
+-- name: catalog_table_count
+-- How many tables the current schema has: `restore` needs an empty database.
+SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = current_schema() AND c.relkind = 'r'

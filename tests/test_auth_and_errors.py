@@ -320,3 +320,45 @@ async def test_no_secret_in_any_log_line(aiohttp_client, migrated_database_url, 
     for line in lines:
         for what, secret in secrets.items():
             assert secret not in line, f"{what} in log line: {line}"
+
+
+def test_token_check_compares_with_every_token_in_constant_time(monkeypatch):
+    """No early exit: the presented token is compared (hmac.compare_digest) with every known one."""
+    from service import auth
+
+    tokens = auth.parse_service_tokens("a:tok-a,b:tok-b:read,c:tok-c")
+    calls = []
+    real = auth.hmac.compare_digest
+
+    def counting(x, y):
+        calls.append(1)
+        return real(x, y)
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", counting)
+    for presented in ("tok-a", "tok-c", "nope"):
+        calls.clear()
+        try:
+            auth.authenticate(tokens, f"Bearer {presented}")
+        except Exception:
+            pass
+        assert len(calls) == 3, presented
+    assert auth.authenticate(tokens, "Bearer tok-b").scope == "read"
+
+
+async def test_non_utf8_password_is_a_422(client):
+    # A lone surrogate is valid JSON but no UTF-8 text: it cannot be a password.
+    body = b'{"email": "' + unique_email().encode() + b'", "password": "ab\\ud800cd"}'
+    r = await client.post("/v1/users", data=body, headers={**WRITE, "Content-Type": "application/json"})
+    assert r.status == 422, await r.text()
+    assert (await r.json())["errors"][0]["field"] == "password"
+    # Raw bytes that are not UTF-8: the same.
+    email = unique_email()
+    r = await client.post("/v1/users", data=b'{"email": "' + email.encode() + b'", "password": "\xff\xfe"}',
+                          headers={**WRITE, "Content-Type": "application/json"})
+    assert r.status == 422
+    assert (await r.json())["errors"][0]["field"] == "password"
+    r = await client.get(f"/v1/users/by-email/{email}", headers=READ)
+    assert r.status == 404  # nothing was created
+    # Not JSON at all stays a 400.
+    r = await client.post("/v1/users", data=b'{"email": "\xff', headers={**WRITE, "Content-Type": "application/json"})
+    assert r.status == 400

@@ -282,3 +282,18 @@ async def test_sweep_in_batches_deletes_everything_expired(own_client):
     result = await charts.sweep_expired(deps, batch_size=3)
     assert (result.count, result.batches) == (6, 3)
     assert await count_rows(deps.db) == 1
+
+
+async def test_the_background_task_sweeps_on_its_interval(aiohttp_client, migrated_database_url, redis_url):
+    settings = make_settings(migrated_database_url, redis_url, sweep_interval_seconds=0.2)
+    client = await aiohttp_client(create_app(settings))
+    deps = client.server.app[DEPS]
+    chart_id = f"bg-{uuid.uuid4().hex}"
+    await deps.db.execute(
+        'INSERT INTO chart_cache (id, "chartType", "chartData", "expiresAt") '
+        "VALUES ($1, 'HORARY', '{}', (now() AT TIME ZONE 'UTC') - interval '1 minute')", chart_id)
+    for _ in range(100):
+        if not await deps.db.fetchval("SELECT count(*) FROM chart_cache WHERE id = $1", chart_id):
+            break
+        await asyncio.sleep(0.05)
+    assert await deps.db.fetchval("SELECT count(*) FROM chart_cache WHERE id = $1", chart_id) == 0

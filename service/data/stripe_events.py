@@ -104,7 +104,7 @@ def fields_set_by(event_type: str, obj: dict) -> dict:
 def parse_event(payload: bytes) -> StripeEvent:
     try:
         return msgspec.json.decode(payload, type=StripeEvent)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise Problem(400, f"not a Stripe event: {exc}") from None
 
 

@@ -1,0 +1,4 @@
+-- Readiness.
+
+-- name: ping
+SELECT 1
