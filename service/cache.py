@@ -200,8 +200,18 @@ class Cache:
             value, _, _ = await loader()
             return value
         task = self._inflight.get(key)
+        backend_up = True
         if task is None:
-            task = asyncio.ensure_future(self._lookup(key, ttl, loader))
+            # Fast path, no task: most reads are hits. A miss goes on to the shared task below, which
+            # looks again (one more GET, on misses only) so that a fill finished meanwhile is used.
+            cached, epoch = await self._call(self.backend.get(key), (None, None))
+            if cached is not None:
+                self.stats.hits += 1
+                return None if cached == NOT_FOUND else cached
+            backend_up = epoch is not None
+            task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._lookup(key, ttl, loader, backend_up))
             self._inflight[key] = task
             task.add_done_callback(lambda done: self._finished(key, done))
         value, hit = await asyncio.shield(task)
@@ -217,8 +227,10 @@ class Cache:
         if not task.cancelled():
             task.exception()  # retrieved: the callers re-raise it; none left must not be logged
 
-    async def _lookup(self, key: str, ttl: float, loader: Loader) -> tuple[bytes | None, bool]:
-        cached, epoch = await self._call(self.backend.get(key), (None, None))
+    async def _lookup(self, key: str, ttl: float, loader: Loader, backend_up: bool = True
+                      ) -> tuple[bytes | None, bool]:
+        # backend_up False: the GET just failed; neither ask again nor fill (no epoch to guard it).
+        cached, epoch = await self._call(self.backend.get(key), (None, None)) if backend_up else (None, None)
         if cached is not None:
             return (None if cached == NOT_FOUND else cached), True
         value, cap, tags = await loader()
@@ -273,7 +285,8 @@ class Cache:
         try:
             if self._pending:
                 await self._flush_pending()
-            result = await asyncio.wait_for(awaitable, self.timeout)
+            async with asyncio.timeout(self.timeout):  # not wait_for: no task per call
+                result = await awaitable
             return ok if ok is not None else result
         except asyncio.CancelledError:
             awaitable.close()  # not started when the flush was cancelled: no "never awaited" warning

@@ -54,6 +54,13 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's reset query (RESET ALL, UNLISTEN *, ...): one round trip saved per
+    request (14% of a user read in the profile). Safe because the service never changes session state:
+    only SET LOCAL, transaction-scoped advisory locks, no LISTEN, cursors or temporary tables. asyncpg
+    still rolls back a transaction left open before calling this."""
+
+
 class DatabaseUnavailable(Exception):
     """The database cannot be reached or gave no connection in time: answered 503 with Retry-After."""
 
@@ -101,6 +108,7 @@ class Database:
                 statement_cache_size=settings.statement_cache_size,
                 timeout=settings.connect_timeout,
                 init=setup,
+                reset=_keep_session,
                 server_settings={
                     "TimeZone": "UTC",
                     "statement_timeout": str(settings.statement_timeout_ms),
@@ -111,22 +119,48 @@ class Database:
             raise DatabaseUnavailable(str(exc)) from exc
         return cls(pool, settings.pool_acquire_timeout)
 
-    @asynccontextmanager
-    async def connection(self):
+    async def _acquire(self) -> asyncpg.Connection:
         try:
-            conn = await self.pool.acquire(timeout=self.acquire_timeout)
+            # asyncio.timeout rather than acquire(timeout=...), which wraps every acquire in a new task.
+            async with asyncio.timeout(self.acquire_timeout):
+                return await self.pool.acquire()
         except UNAVAILABLE_ERRORS as exc:
             raise DatabaseUnavailable(f"no database connection: {type(exc).__name__}") from exc
-        try:
-            yield conn
-        except UNAVAILABLE_ERRORS as exc:
-            raise DatabaseUnavailable(f"database connection lost: {type(exc).__name__}") from exc
-        except asyncpg.InternalClientError as exc:
+
+    @staticmethod
+    def _lost(conn: asyncpg.Connection, exc: Exception) -> Exception:
+        """The exception to raise for a failure while using `conn`."""
+        if isinstance(exc, UNAVAILABLE_ERRORS) or (
             # The connection died in the middle of an operation (e.g. its transaction's rollback):
             # asyncpg reports a state error; on a closed connection that is an outage, not a bug.
-            if conn.is_closed():
-                raise DatabaseUnavailable(f"database connection lost: {type(exc).__name__}") from exc
-            raise
+            isinstance(exc, asyncpg.InternalClientError) and conn.is_closed()
+        ):
+            return DatabaseUnavailable(f"database connection lost: {type(exc).__name__}")
+        return exc
+
+    @asynccontextmanager
+    async def connection(self):
+        conn = await self._acquire()
+        try:
+            yield conn
+        except (*UNAVAILABLE_ERRORS, asyncpg.InternalClientError) as exc:
+            lost = self._lost(conn, exc)
+            if lost is exc:
+                raise
+            raise lost from exc
+        finally:
+            await self._release(conn)
+
+    async def _run(self, method: str, sql: str, args: tuple):
+        """One statement on a pooled connection: the hot path, so no context-manager machinery."""
+        conn = await self._acquire()
+        try:
+            return await getattr(conn, method)(sql, *args)
+        except (*UNAVAILABLE_ERRORS, asyncpg.InternalClientError) as exc:
+            lost = self._lost(conn, exc)
+            if lost is exc:
+                raise
+            raise lost from exc
         finally:
             await self._release(conn)
 
@@ -146,20 +180,16 @@ class Database:
                 yield conn
 
     async def fetchrow(self, sql: str, *args):
-        async with self.connection() as conn:
-            return await conn.fetchrow(sql, *args)
+        return await self._run("fetchrow", sql, args)
 
     async def fetch(self, sql: str, *args):
-        async with self.connection() as conn:
-            return await conn.fetch(sql, *args)
+        return await self._run("fetch", sql, args)
 
     async def fetchval(self, sql: str, *args):
-        async with self.connection() as conn:
-            return await conn.fetchval(sql, *args)
+        return await self._run("fetchval", sql, args)
 
     async def execute(self, sql: str, *args) -> str:
-        async with self.connection() as conn:
-            return await conn.execute(sql, *args)
+        return await self._run("execute", sql, args)
 
     async def ping(self) -> float:
         started = time.perf_counter()
