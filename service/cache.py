@@ -10,6 +10,8 @@ What it guarantees:
   that raced a write therefore never puts the old value back.
 * No stampede: concurrent misses of one key in one process share one database query (single-flight);
   "not found" is cached briefly (`NOT_FOUND`).
+* Near cache (with Redis): hot entries are also kept in process, and dropped by every invalidation,
+  from any instance, published by the invalidation script on Redis pub/sub (see NearCache).
 * Redis down or slow: every call has a short timeout; on failure the cache is bypassed for a second,
   errors are counted, reads go to PostgreSQL, and invalidations that could not be sent are retried when
   Redis answers again.
@@ -18,8 +20,10 @@ What it guarantees:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import struct
 import time
 from collections import OrderedDict
 from typing import Awaitable, Callable
@@ -68,16 +72,27 @@ class MemoryBackend:
                 if not members:
                     del self.tags[tag]
 
-    async def get(self, key: str) -> tuple[bytes | None, int]:
+    def get_now(self, key: str) -> bytes | None:
         item = self.entries.get(key)
         if item is not None:
             if item[0] > time.monotonic():
                 self.entries.move_to_end(key)
-                return item[1], self.epoch
+                return item[1]
             self._drop(key)
-        return None, self.epoch
+        return None
+
+    async def get(self, key: str) -> tuple[bytes | None, int]:
+        return self.get_now(key), self.epoch
+
+    async def get_entry(self, key: str) -> tuple[bytes | None, int, float | None]:
+        """(value, epoch, seconds left or None when unknown)."""
+        value, epoch = await self.get(key)
+        return value, epoch, None
 
     async def fill(self, key: str, value: bytes, ttl: float, tags: tuple[str, ...], epoch: int) -> bool:
+        return self.fill_now(key, value, ttl, tags, epoch)
+
+    def fill_now(self, key: str, value: bytes, ttl: float, tags: tuple[str, ...], epoch: int) -> bool:
         if epoch != self.epoch:
             return False
         self._drop(key)
@@ -89,6 +104,9 @@ class MemoryBackend:
         return True
 
     async def invalidate(self, keys: tuple[str, ...], tags: tuple[str, ...]) -> None:
+        self.invalidate_now(keys, tags)
+
+    def invalidate_now(self, keys, tags=()) -> None:
         self.epoch += 1
         for key in keys:
             self._drop(key)
@@ -96,6 +114,11 @@ class MemoryBackend:
             for key in list(self.tags.get(tag, ())):
                 self._drop(key)
             self.tags.pop(tag, None)
+
+    def clear(self) -> None:
+        self.epoch += 1
+        self.entries.clear()
+        self.tags.clear()
 
     async def ping(self) -> bool:
         return True
@@ -117,18 +140,28 @@ for i = 3, #KEYS do
 end
 return 1
 """
-# KEYS[1] = epoch key, then the plain keys, then tag sets; ARGV = number of plain keys, new epoch token.
+# KEYS[1] = epoch key, then the plain keys, then tag sets; ARGV = number of plain keys, new epoch token,
+# channel. Every entry key dropped is published on the channel, for the instances' near caches.
 _INVALIDATE = """
 redis.call('SET', KEYS[1], ARGV[2])
 local n = tonumber(ARGV[1])
-for i = 2, n + 1 do redis.call('DEL', KEYS[i]) end
+local dropped = {}
+for i = 2, n + 1 do
+  redis.call('DEL', KEYS[i])
+  table.insert(dropped, KEYS[i])
+end
 for i = n + 2, #KEYS do
   local members = redis.call('SMEMBERS', KEYS[i])
-  for _, member in ipairs(members) do redis.call('DEL', member) end
+  for _, member in ipairs(members) do
+    redis.call('DEL', member)
+    table.insert(dropped, member)
+  end
   redis.call('DEL', KEYS[i])
 end
+if #dropped > 0 then redis.call('PUBLISH', ARGV[3], table.concat(dropped, '\\n')) end
 return 1
 """
+_EXPIRY = struct.Struct(">d")  # each Redis value starts with its expiry (unix time), for near copies
 
 
 class RedisBackend:
@@ -151,17 +184,34 @@ class RedisBackend:
         self._fill = self.client.register_script(_FILL)
         self._invalidate = self.client.register_script(_INVALIDATE)
 
+    async def get_entry(self, key: str) -> tuple[bytes | None, bytes, float | None]:
+        """(value, epoch, seconds the entry has left)."""
+        raw, epoch = await self.client.mget(self.prefix + "k:" + key, self.epoch_key)
+        if raw is None:
+            return None, epoch or b"", None
+        return raw[_EXPIRY.size:], epoch or b"", _EXPIRY.unpack_from(raw)[0] - time.time()
+
     async def get(self, key: str) -> tuple[bytes | None, bytes]:
-        value, epoch = await self.client.mget(self.prefix + "k:" + key, self.epoch_key)
-        return value, epoch or b""
+        value, epoch, _ = await self.get_entry(key)
+        return value, epoch
 
     async def fill(self, key: str, value: bytes, ttl: float, tags: tuple[str, ...], epoch: int) -> bool:
         keys = [self.epoch_key, self.prefix + "k:" + key, *(self.prefix + "t:" + t for t in tags)]
-        return bool(await self._fill(keys=keys, args=[epoch, value, max(1, int(ttl * 1000))]))
+        stored = _EXPIRY.pack(time.time() + ttl) + value
+        return bool(await self._fill(keys=keys, args=[epoch, stored, max(1, int(ttl * 1000))]))
 
     async def invalidate(self, keys: tuple[str, ...], tags: tuple[str, ...]) -> None:
         names = [self.epoch_key, *(self.prefix + "k:" + k for k in keys), *(self.prefix + "t:" + t for t in tags)]
-        await self._invalidate(keys=names, args=[len(keys), os.urandom(12).hex()])
+        await self._invalidate(keys=names, args=[len(keys), os.urandom(12).hex(), self.channel])
+
+    @property
+    def channel(self) -> str:
+        return self.prefix + "invalidated"
+
+    def dropped_keys(self, message: bytes) -> list[str]:
+        """The cache keys named in an invalidation message (Redis names, prefix removed)."""
+        start = len(self.prefix) + 2  # "<prefix>k:"
+        return [name[start:] for name in message.decode().split("\n") if name]
 
     async def ping(self) -> bool:
         return bool(await self.client.ping())
@@ -170,12 +220,92 @@ class RedisBackend:
         await self.client.aclose()
 
 
+class NearCache:
+    """Copies of Redis entries kept in this process, so a hot read does not leave it at all.
+
+    A copy is valid only while this process is subscribed to the invalidation channel: every
+    invalidation, from any instance, publishes the Redis keys it dropped, and they are dropped here too.
+    While the subscription is down (Redis gone, connection lost) the near cache is empty and unused, and
+    it starts empty again once resubscribed, so nothing published meanwhile can have been missed. A copy
+    lives at most `ttl` seconds and never past its Redis entry's own expiry; the epoch guard of
+    MemoryBackend keeps a read that raced an invalidation from storing its old value.
+    """
+
+    RESUBSCRIBE_AFTER = 1.0
+
+    def __init__(self, backend: "RedisBackend", url: str, max_entries: int, ttl: float, timeout: float):
+        import redis.asyncio as redis
+
+        self.backend = backend
+        self.memory = MemoryBackend(max_entries)
+        self.ttl = ttl
+        # Its own connection, without the short socket timeout: a subscriber waits idle between messages.
+        self.client = redis.Redis.from_url(url, socket_connect_timeout=timeout, health_check_interval=5)
+        self.timeout = timeout
+        self.ready = False
+        self._closing = False
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._listen())
+
+    async def _listen(self) -> None:
+        # get_message with a timeout, not listen(): redis-py's blocking read can swallow a cancellation,
+        # so the loop also checks `_closing` at least once a second.
+        while not self._closing:
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.backend.channel)
+                self.memory.clear()
+                self.ready = True
+                while not self._closing:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and message["type"] == "message":
+                        self.memory.invalidate_now(self.backend.dropped_keys(message["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not self._closing:
+                    log.warning("near cache off until Redis is back: %s", type(exc).__name__)
+            finally:
+                self.ready = False
+                self.memory.clear()
+                # Bounded: a Redis that is paused (not gone) would never answer the UNSUBSCRIBE.
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    async with asyncio.timeout(self.timeout):
+                        await pubsub.aclose()
+            if not self._closing:
+                await asyncio.sleep(self.RESUBSCRIBE_AFTER)
+
+    def get(self, key: str) -> bytes | None:
+        return self.memory.get_now(key) if self.ready else None
+
+    def keep(self, key: str, value: bytes, seconds_left: float | None, epoch: int) -> None:
+        ttl = self.ttl if seconds_left is None else min(self.ttl, seconds_left)
+        if self.ready and ttl > 0:
+            self.memory.fill_now(key, value, ttl, (), epoch)
+
+    def drop(self, keys: tuple[str, ...]) -> None:
+        self.memory.invalidate_now(keys)
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError, Exception):
+                await asyncio.wait_for(self._task, 2 * self.RESUBSCRIBE_AFTER + 1)
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self.timeout):
+                await self.client.aclose()
+
+
 class Cache:
     PAUSE_AFTER_ERROR = 1.0  # seconds the backend is bypassed after a failure
     MAX_PENDING_INVALIDATIONS = 10000
 
-    def __init__(self, backend, timeout: float):
+    def __init__(self, backend, timeout: float, near: NearCache | None = None):
         self.backend = backend
+        self.near = near
         self.timeout = timeout
         self.stats = CacheStats()
         self._inflight: dict[str, asyncio.Future] = {}
@@ -199,14 +329,23 @@ class Cache:
         if not self.enabled:
             value, _, _ = await loader()
             return value
+        near = self.near
+        if near is not None:
+            cached = near.get(key)
+            if cached is not None:
+                self.stats.hits += 1
+                return None if cached == NOT_FOUND else cached
+            near_epoch = near.memory.epoch  # before the GET: a copy must not outlive a racing invalidation
         task = self._inflight.get(key)
         backend_up = True
         if task is None:
             # Fast path, no task: most reads are hits. A miss goes on to the shared task below, which
             # looks again (one more GET, on misses only) so that a fill finished meanwhile is used.
-            cached, epoch = await self._call(self.backend.get(key), (None, None))
+            cached, epoch, seconds_left = await self._call(self.backend.get_entry(key), (None, None, None))
             if cached is not None:
                 self.stats.hits += 1
+                if near is not None:
+                    near.keep(key, cached, seconds_left, near_epoch)
                 return None if cached == NOT_FOUND else cached
             backend_up = epoch is not None
             task = self._inflight.get(key)
@@ -230,6 +369,7 @@ class Cache:
     async def _lookup(self, key: str, ttl: float, loader: Loader, backend_up: bool = True
                       ) -> tuple[bytes | None, bool]:
         # backend_up False: the GET just failed; neither ask again nor fill (no epoch to guard it).
+        near_epoch = self.near.memory.epoch if self.near is not None else None
         cached, epoch = await self._call(self.backend.get(key), (None, None)) if backend_up else (None, None)
         if cached is not None:
             return (None if cached == NOT_FOUND else cached), True
@@ -238,9 +378,10 @@ class Cache:
             entry_ttl = ttl if value is not None else min(ttl, self.not_found_ttl)
             if cap is not None:
                 entry_ttl = min(entry_ttl, cap)
-            if entry_ttl > 0:
-                await self._call(self.backend.fill(key, value if value is not None else NOT_FOUND,
-                                                   entry_ttl, tags, epoch), False)
+            stored = value if value is not None else NOT_FOUND
+            if entry_ttl > 0 and await self._call(self.backend.fill(key, stored, entry_ttl, tags, epoch), False):
+                if self.near is not None:
+                    self.near.keep(key, stored, entry_ttl, near_epoch)
         return value, False
 
     not_found_ttl: float = 5.0
@@ -254,6 +395,10 @@ class Cache:
         # Loads in flight may have read the old rows: later readers must not join them (they start
         # their own); those loads' fills are refused by the epoch check.
         self._inflight.clear()
+        if self.near is not None:
+            self.near.drop(keys)  # this instance at once; tags and other instances through the channel
+            if tags:
+                self.near.memory.clear()  # which keys a tag covers is known in Redis only
         ok = await self._call(self.backend.invalidate(keys, tags), None, ok=True)
         if ok is not True:
             self._remember(keys, tags)
@@ -298,6 +443,10 @@ class Cache:
             log.warning("cache backend failed, reading from the database: %s", type(exc).__name__)
             return fallback
 
+    def start(self) -> None:
+        if self.near is not None and self.enabled:
+            self.near.start()
+
     async def ping(self) -> bool:
         try:
             return await asyncio.wait_for(self.backend.ping(), self.timeout)
@@ -305,14 +454,21 @@ class Cache:
             return False
 
     async def close(self) -> None:
+        if self.near is not None:
+            await self.near.close()
         await self.backend.close()
 
 
 def create_cache(settings, prefix: str = "aw:") -> Cache:
+    """Call cache.start() from inside the event loop (the near cache's subscriber is a task)."""
+    near = None
     if settings.redis_url:
         backend = RedisBackend(settings.redis_url, prefix, settings.redis_timeout)
+        if settings.cache_near_ttl > 0:
+            near = NearCache(backend, settings.redis_url, settings.cache_max_entries, settings.cache_near_ttl,
+                             settings.redis_timeout)
     else:
         backend = MemoryBackend(settings.cache_max_entries)
-    cache = Cache(backend, settings.redis_timeout)
+    cache = Cache(backend, settings.redis_timeout, near)
     cache.not_found_ttl = settings.cache_ttl_not_found
     return cache

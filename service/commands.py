@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-import msgspec
 
 from .migrate import MigrateError
 from .queries import Q

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import sys
 import threading
@@ -48,8 +49,16 @@ class BatchedStreamHandler(logging.StreamHandler):
 
     def emit(self, record: logging.LogRecord) -> None:
         super().emit(record)
-        now = time.monotonic()
-        if record.levelno >= logging.WARNING or now - self._last_flush >= self.FLUSH_EVERY:
+        self._after_write(urgent=record.levelno >= logging.WARNING)
+
+    def write_line(self, encoded: bytes) -> None:
+        """An already encoded JSON line (the access log's fast path), batched like info records."""
+        with self.lock:
+            self.stream.write(encoded.decode() + "\n")
+        self._after_write(urgent=False)
+
+    def _after_write(self, urgent: bool) -> None:
+        if urgent or time.monotonic() - self._last_flush >= self.FLUSH_EVERY:
             self._flush_now()
         elif self._timer is None:  # a quiet period after a burst must not leave lines unwritten
             self._timer = threading.Timer(self.FLUSH_EVERY, self._flush_now)
@@ -63,10 +72,38 @@ class BatchedStreamHandler(logging.StreamHandler):
             logging.StreamHandler.flush(self)
 
 
+access_logger = logging.getLogger("service.access")
+_fast_access_stream = None  # set by setup_logging: the service's own log stream
+
+
+@functools.lru_cache(maxsize=4)
+def _second_text(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
+def log_access(request_id: str, method: str, route: str, status: int, seconds: float) -> None:
+    """One JSON line per request. In the running service (setup_logging) the line is encoded and
+    written straight to the batched log stream: the logging module's record and formatter machinery
+    cost ~8% of a user read in the profile. Elsewhere (tests, embedding) it goes through logging."""
+    if not access_logger.isEnabledFor(logging.INFO):
+        return
+    fields = {"request_id": request_id, "method": method, "route": route, "status": status,
+              "ms": round(seconds * 1000, 2)}
+    if _fast_access_stream is not None:
+        now = time.time()
+        line = {"ts": f"{_second_text(int(now))}.{int(now % 1 * 1000):03d}Z",
+                "level": "info", "logger": "service.access", "msg": "request", **fields}
+        _fast_access_stream.write_line(_encode(line))
+    else:
+        access_logger.info("request", extra=fields)
+
+
 def setup_logging(level: str = "INFO", stream=None) -> None:
     if stream is None:  # our own buffered writer on stderr's descriptor: sys.stderr flushes every line
         stream = open(sys.stderr.fileno(), "w", buffering=1 << 16, closefd=False, encoding="utf-8")
     handler = BatchedStreamHandler(stream)
+    global _fast_access_stream
+    _fast_access_stream = handler
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

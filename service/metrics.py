@@ -5,7 +5,7 @@ Each app gets its own registry (tests build many apps in one process).
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -25,7 +25,18 @@ class Metrics:
         self.sweep_deleted = Counter("chart_sweep_deleted_rows", "Expired chart rows deleted",
                                      registry=self.registry)
         self._sources: list = []
+        self._children: dict = {}
         self.registry.register(self)
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        # The labelled children are looked up once per (method, route, status): labels() takes a lock.
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (self.requests.labels(method, route, status),
+                                              self.latency.labels(route))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def watch(self, deps) -> None:
         self._sources.append(deps)

@@ -24,6 +24,7 @@ async def open_deps(settings: Settings):
             read_db = ReplicaDatabase(replica, db)
         cache = create_cache(settings, settings.cache_prefix)
         cache.enabled = settings.cache_enabled
+        cache.start()
         yield Deps(settings=settings, db=db, read_db=read_db, cache=cache,
                    cipher=FieldCipher(settings.field_encryption_key))
     finally:

@@ -6,7 +6,6 @@ import asyncio
 import os
 import secrets
 import signal
-import sys
 
 from aiohttp import web
 

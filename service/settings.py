@@ -45,6 +45,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     cache_max_entries: int = 10000
     redis_timeout: float = 0.25
     cache_prefix: str = "aw:"
+    cache_near_ttl: float = 30.0
     cache_enabled: bool = True
 
     sweep_interval_seconds: float = 300

@@ -406,7 +406,8 @@ async def own_redis():
 
 @pytest.fixture
 async def own_client(aiohttp_client, migrated_database_url, own_redis):
-    return await aiohttp_client(create_app(make_settings(migrated_database_url, own_redis.url)))
+    # The Redis tier alone (no near cache): these tests are about what the service does when Redis fails.
+    return await aiohttp_client(create_app(make_settings(migrated_database_url, own_redis.url, cache_near_ttl=0)))
 
 
 async def poll_until_hit(client, path):
@@ -505,3 +506,70 @@ async def test_invalidation_made_while_redis_was_unreachable_is_applied_when_it_
     finally:
         await client_redis.aclose()
     assert (await stats(client))["errors"] > errors
+
+
+# ---- the near cache (in-process copies of Redis entries) ------------------------------------------------
+
+async def two_instances(aiohttp_client, database_url, redis_url):
+    settings = make_settings(database_url, redis_url)
+    prefix = settings.cache_prefix  # both instances share one Redis namespace, as in production
+    a = await aiohttp_client(create_app(settings))
+    b = await aiohttp_client(create_app(make_settings(database_url, redis_url, cache_prefix=prefix)))
+    for client in (a, b):
+        for _ in range(100):
+            if client.server.app[DEPS].cache.near.ready:
+                break
+            await asyncio.sleep(0.02)
+        assert client.server.app[DEPS].cache.near.ready
+    return a, b
+
+
+async def test_near_cache_serves_hot_reads_in_process_and_other_instances_invalidate_it(
+        aiohttp_client, migrated_database_url, redis_url, sql):
+    a, b = await two_instances(aiohttp_client, migrated_database_url, redis_url)
+    user = await create_user(a, name="Ada")
+    path = f"/v1/users/{user['id']}"
+    await get(b, path)  # B loads it: Redis and B's near cache
+    near_b = b.server.app[DEPS].cache.near
+    assert near_b.get(keys.user_by_id(user["id"])) is not None
+    # Served from B's process memory: even the Redis entry going away does not matter to it.
+    await sql.execute("UPDATE users SET name = 'Sneaky' WHERE id = $1", user["id"])
+    assert (await get(b, path))["name"] == "Ada"
+    # A write on A reaches B's near cache through Redis: B's next reads show it.
+    r = await a.patch(path, json={"name": "Grace"}, headers=WRITE)
+    assert r.status == 200
+    for _ in range(100):
+        if near_b.get(keys.user_by_id(user["id"])) is None:
+            break
+        await asyncio.sleep(0.01)
+    assert (await get(b, path))["name"] == "Grace"
+    # A tag invalidation (deleting the user) reaches it too.
+    await get(b, path)
+    r = await a.delete(path, headers=WRITE)
+    assert r.status == 204
+    for _ in range(100):
+        if near_b.get(keys.user_by_id(user["id"])) is None:
+            break
+        await asyncio.sleep(0.01)
+    await get(b, path, status=404)
+
+
+async def test_near_cache_is_dropped_while_redis_is_gone(aiohttp_client, migrated_database_url, own_redis, sql):
+    client = await aiohttp_client(create_app(make_settings(migrated_database_url, own_redis.url)))
+    near = client.server.app[DEPS].cache.near
+    for _ in range(100):
+        if near.ready:
+            break
+        await asyncio.sleep(0.02)
+    user = await create_user(client, name="Ada")
+    path = f"/v1/users/{user['id']}"
+    await get(client, path)
+    assert near.get(keys.user_by_id(user["id"])) is not None
+    own_redis.kill()
+    for _ in range(200):  # the subscription breaks: no invalidation could reach us, so no copy is used
+        if not near.ready:
+            break
+        await asyncio.sleep(0.01)
+    assert not near.ready and near.get(keys.user_by_id(user["id"])) is None
+    await sql.execute("UPDATE users SET name = 'Changed' WHERE id = $1", user["id"])
+    assert (await get(client, path))["name"] == "Changed"  # from the database
