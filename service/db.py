@@ -78,6 +78,7 @@ UNAVAILABLE_ERRORS = (
     asyncio.TimeoutError,
 )
 
+_CONNECTION_FAILURES = (*UNAVAILABLE_ERRORS, asyncpg.InternalClientError)
 _NAMES_BY_SQL = {sql: name for name, sql in Q.items()}
 
 
@@ -128,26 +129,23 @@ class Database:
             raise DatabaseUnavailable(f"no database connection: {type(exc).__name__}") from exc
 
     @staticmethod
-    def _lost(conn: asyncpg.Connection, exc: Exception) -> Exception:
-        """The exception to raise for a failure while using `conn`."""
+    def _raise_lost(conn: asyncpg.Connection, exc: Exception):
+        """Re-raise a failure while using `conn`: as DatabaseUnavailable when the connection is gone."""
         if isinstance(exc, UNAVAILABLE_ERRORS) or (
             # The connection died in the middle of an operation (e.g. its transaction's rollback):
             # asyncpg reports a state error; on a closed connection that is an outage, not a bug.
             isinstance(exc, asyncpg.InternalClientError) and conn.is_closed()
         ):
-            return DatabaseUnavailable(f"database connection lost: {type(exc).__name__}")
-        return exc
+            raise DatabaseUnavailable(f"database connection lost: {type(exc).__name__}") from exc
+        raise exc
 
     @asynccontextmanager
     async def connection(self):
         conn = await self._acquire()
         try:
             yield conn
-        except (*UNAVAILABLE_ERRORS, asyncpg.InternalClientError) as exc:
-            lost = self._lost(conn, exc)
-            if lost is exc:
-                raise
-            raise lost from exc
+        except _CONNECTION_FAILURES as exc:
+            self._raise_lost(conn, exc)
         finally:
             await self._release(conn)
 
@@ -156,11 +154,8 @@ class Database:
         conn = await self._acquire()
         try:
             return await getattr(conn, method)(sql, *args)
-        except (*UNAVAILABLE_ERRORS, asyncpg.InternalClientError) as exc:
-            lost = self._lost(conn, exc)
-            if lost is exc:
-                raise
-            raise lost from exc
+        except _CONNECTION_FAILURES as exc:
+            self._raise_lost(conn, exc)
         finally:
             await self._release(conn)
 

@@ -68,17 +68,6 @@ class NatalDataIn(Body):
     timezone: Annotated[str, Meta(max_length=64)] | None = None
 
 
-class UserCreate(Body):
-    email: Email
-    name: Text | None = None
-    image: Text | None = None
-    password: Password | None = None
-    emailVerified: Time | None = None
-    role: Role = Role.USER
-    subscription: SubscriptionIn | None = None
-    natalData: NatalDataIn | None = None
-
-
 class UserBatchItem(Body):
     email: Email
     name: Text | None = None
@@ -86,6 +75,13 @@ class UserBatchItem(Body):
     password: Password | None = None
     emailVerified: Time | None = None
     role: Role = Role.USER
+
+
+class UserCreate(UserBatchItem):
+    """One user, optionally with its subscription and natal data (created in the same transaction)."""
+
+    subscription: SubscriptionIn | None = None
+    natalData: NatalDataIn | None = None
 
 
 class UserBatch(Body):

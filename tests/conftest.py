@@ -83,3 +83,14 @@ def deps(client):
 
 def unique_email(prefix="user"):
     return f"{prefix}-{uuid.uuid4().hex[:12]}@example.com"
+
+
+async def problem(r, status):
+    """The answer's problem+json body, after checking its status and content type."""
+    assert r.status == status, await r.text()
+    assert r.content_type == "application/problem+json"
+    return await r.json()
+
+
+def error_fields(body):
+    return {e["field"] for e in body.get("errors") or []}

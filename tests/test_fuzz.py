@@ -12,6 +12,7 @@ FUZZ_EXAMPLES sets the examples per operation (25 in the suite; bench/RESULTS.md
 
 import asyncio
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from aiohttp.test_utils import TestServer
 from service.app import create_app
 from tests.conftest import WRITE_TOKEN
 
+CONFIG = Path(__file__).parent / "fuzz" / "schemathesis.toml"
 EXCLUDED_CHECKS = "positive_data_acceptance,allow_header_conformance"
 
 
@@ -29,7 +31,7 @@ async def test_schemathesis_finds_no_failure(settings, tmp_path):
     try:
         st = Path(sys.executable).with_name("st")
         process = await asyncio.create_subprocess_exec(
-            str(st), "run", str(server.make_url("/openapi.json")),
+            str(st), "--config-file", str(CONFIG), "run", str(server.make_url("/openapi.json")),
             "--header", f"Authorization: Bearer {WRITE_TOKEN}",
             "--checks", "all", "--exclude-checks", EXCLUDED_CHECKS,
             "--max-examples", os.environ.get("FUZZ_EXAMPLES", "25"),
@@ -41,6 +43,8 @@ async def test_schemathesis_finds_no_failure(settings, tmp_path):
         output, _ = await asyncio.wait_for(process.communicate(), timeout=600)
         text = output.decode(errors="replace")
         assert process.returncode == 0, text[-6000:]
-        assert "generated" in text  # it did run test cases
+        ran = re.search(r"(\d+) generated", text)
+        assert ran and int(ran.group(1)) > 0, text[-2000:]  # it did run test cases
+        print(ran.group(0))  # shown with pytest -s
     finally:
         await server.close()

@@ -9,7 +9,14 @@ import pytest
 
 from service.app import create_app
 from service.deps import DEPS
-from tests.conftest import READ, WRITE, make_settings, unique_email
+from tests.conftest import (
+    READ,
+    WRITE,
+    error_fields,
+    make_settings,
+    problem,
+    unique_email,
+)
 
 MISSING_USER = "cnotauserid000000000000000"
 FUTURE = "2099-01-01T00:00:00.000Z"
@@ -24,16 +31,6 @@ async def new_user(client, **fields):
 def account_body(user_id, **fields):
     return {"userId": user_id, "type": "oauth", "provider": "google", "providerAccountId": uuid.uuid4().hex,
             **fields}
-
-
-async def problem(r, status):
-    assert r.status == status, await r.text()
-    assert r.content_type == "application/problem+json"
-    return await r.json()
-
-
-def error_fields(body):
-    return {e["field"] for e in body.get("errors") or []}
 
 
 def key_spec(kid):

@@ -3,7 +3,7 @@
 import asyncio
 import uuid
 
-from tests.conftest import READ, WRITE, unique_email
+from tests.conftest import READ, WRITE, error_fields, problem, unique_email
 
 USER_KEYS = {"id", "email", "emailVerified", "name", "image", "role", "createdAt", "updatedAt"}
 
@@ -13,16 +13,6 @@ async def create_user(client, **fields):
     r = await client.post("/v1/users", json=body, headers=WRITE)
     assert r.status == 201, await r.text()
     return await r.json()
-
-
-async def problem(r, status):
-    assert r.status == status, await r.text()
-    assert r.content_type == "application/problem+json"
-    return await r.json()
-
-
-def error_fields(body):
-    return {e["field"] for e in body.get("errors") or []}
 
 
 async def count_users_with_email(deps, email):
