@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
-from hypothesis import HealthCheck, example, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, example, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from yarl import URL
 
 from service import migrate
@@ -363,7 +366,7 @@ async def estimate_db():
         conn = await asyncpg.connect(url)
         try:
             # parallel plans even for this small table, no autovacuum: the planner's count stays stale
-            name = url.rsplit("/", 1)[1]
+            name = urlsplit(url).path.lstrip("/")  # a socket URL ends in ?host=/dir
             for setting in ("parallel_setup_cost = 0", "parallel_tuple_cost = 0",
                             "min_parallel_table_scan_size = 0", "max_parallel_workers_per_gather = 2"):
                 await conn.execute(f'ALTER DATABASE "{name}" SET {setting}')
