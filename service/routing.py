@@ -11,7 +11,7 @@ import msgspec
 from aiohttp import web
 
 from .deps import SETTINGS
-from .problems import Problem, validation
+from .problems import Problem, not_found, validation
 
 READ, WRITE, PUBLIC = "read", "write", "public"
 
@@ -110,6 +110,13 @@ def non_utf8_field(raw: bytes) -> str | None:
 
 def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=_encode(data), status=status, content_type="application/json")
+
+
+def cached_json(body: bytes | None, what: str) -> web.Response:
+    """An answer that is already encoded JSON (from the cache or a data function), or a 404 problem."""
+    if body is None:
+        raise not_found(what)
+    return web.Response(body=body, content_type="application/json")
 
 
 def no_content() -> web.Response:

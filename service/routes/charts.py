@@ -11,8 +11,8 @@ from aiohttp import web
 from ..data import charts
 from ..db import DatabaseUnavailable
 from ..deps import DEPS, SETTINGS, deps_of
-from ..problems import bad_request, not_found
-from ..routing import READ, WRITE, RouteTable, json_response, read_body
+from ..problems import bad_request
+from ..routing import READ, WRITE, RouteTable, cached_json, json_response, read_body
 from ..schemas import Chart, ChartCreate, Count, ListPage
 from . import lists
 
@@ -30,10 +30,7 @@ async def create_chart(request):
 
 @routes.add("GET", "/v1/charts/{id}", scope=READ, summary="An unexpired chart entry", answer=Chart, errors=(404,))
 async def get_chart(request):
-    found = await charts.get_chart(deps_of(request), request.match_info["id"])
-    if found is None:
-        raise not_found("chart")
-    return web.Response(body=found, content_type=JSON)
+    return cached_json(await charts.get_chart(deps_of(request), request.match_info["id"]), "chart")
 
 
 @routes.add("GET", "/v1/charts", scope=READ, answer=(Chart, ListPage), errors=(400, 404, 422),
@@ -45,10 +42,7 @@ async def get_chart_for(request):
     if set(query) != {"userId", "chartType"}:
         return await lists.list_charts(request)
     chart_type = charts.parse_chart_type(query["chartType"])
-    found = await charts.get_chart_for(deps_of(request), query["userId"], chart_type)
-    if found is None:
-        raise not_found("chart")
-    return web.Response(body=found, content_type=JSON)
+    return cached_json(await charts.get_chart_for(deps_of(request), query["userId"], chart_type), "chart")
 
 
 @routes.add("DELETE", "/v1/charts", scope=WRITE, summary="Invalidate a user's charts (of one type, or all)",

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from ..deps import deps_of
-from ..listing import ListSpec, boolean, build_list_query, enum, integer, run_list_query, text, time
+from ..listing import (
+    ListSpec,
+    boolean,
+    build_list_query,
+    enum,
+    integer,
+    run_list_query,
+    text,
+    time,
+)
 from ..problems import not_found
 from ..queries import Q
 from ..routing import READ, RouteTable, json_response

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from aiohttp import web
-
 from ..data import natal_data
 from ..deps import deps_of
-from ..problems import not_found
-from ..routing import READ, WRITE, RouteTable, json_response, no_content, read_body
+from ..routing import (
+    READ,
+    WRITE,
+    RouteTable,
+    cached_json,
+    json_response,
+    no_content,
+    read_body,
+)
 from ..schemas import NatalData, NatalDataIn
 
 routes = RouteTable("natal data")
@@ -16,10 +21,7 @@ routes = RouteTable("natal data")
 @routes.add("GET", "/v1/users/{id}/natal-data", scope=READ, summary="The user's birth data",
             answer=NatalData, errors=(404,))
 async def get_natal_data(request):
-    found = await natal_data.get_natal_data(deps_of(request), request.match_info["id"])
-    if found is None:
-        raise not_found("natal data")
-    return web.Response(body=found, content_type="application/json")
+    return cached_json(await natal_data.get_natal_data(deps_of(request), request.match_info["id"]), "natal data")
 
 
 @routes.add("PUT", "/v1/users/{id}/natal-data", scope=WRITE,

@@ -5,14 +5,19 @@ Secret tokens travel only in bodies, so every route here is a POST.
 
 from __future__ import annotations
 
-from aiohttp import web
-
 from ..data import sessions, verification_tokens
 from ..deps import deps_of
-from ..problems import not_found
-from ..routing import READ, WRITE, RouteTable, json_response, read_body
-from ..schemas import (Session, SessionAndUser, SessionCreate, SessionToken, SessionUpdate, VerificationToken,
-                       VerificationTokenCreate, VerificationTokenUse)
+from ..routing import READ, WRITE, RouteTable, cached_json, json_response, read_body
+from ..schemas import (
+    Session,
+    SessionAndUser,
+    SessionCreate,
+    SessionToken,
+    SessionUpdate,
+    VerificationToken,
+    VerificationTokenCreate,
+    VerificationTokenUse,
+)
 
 routes = RouteTable("sessions")
 
@@ -28,10 +33,7 @@ async def create_session(request):
             body=SessionToken, answer=SessionAndUser, errors=(404,))
 async def lookup_session(request):
     body = await read_body(request, SessionToken)
-    found = await sessions.lookup_session(deps_of(request), body.sessionToken)
-    if found is None:
-        raise not_found("session")
-    return web.Response(body=found, content_type="application/json")
+    return cached_json(await sessions.lookup_session(deps_of(request), body.sessionToken), "session")
 
 
 @routes.add("POST", "/v1/sessions/update", scope=WRITE, summary="Change a session's expiry",

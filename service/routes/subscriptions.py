@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from aiohttp import web
-
 from ..data import subscriptions
 from ..deps import deps_of
-from ..problems import not_found
-from ..routing import READ, WRITE, RouteTable, json_response, read_body
+from ..routing import READ, WRITE, RouteTable, cached_json, json_response, read_body
 from ..schemas import Subscription, SubscriptionIn
 
 routes = RouteTable("subscriptions")
@@ -16,10 +13,8 @@ routes = RouteTable("subscriptions")
 @routes.add("GET", "/v1/users/{id}/subscription", scope=READ, summary="The user's subscription",
             answer=Subscription, errors=(404,))
 async def get_subscription(request):
-    found = await subscriptions.get_subscription(deps_of(request), request.match_info["id"])
-    if found is None:
-        raise not_found("subscription")
-    return web.Response(body=found, content_type="application/json")
+    return cached_json(await subscriptions.get_subscription(deps_of(request), request.match_info["id"]),
+                       "subscription")
 
 
 @routes.add("PUT", "/v1/users/{id}/subscription", scope=WRITE,

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
-from aiohttp import web
-
 from ..data import users
 from ..deps import deps_of
 from ..problems import not_found
-from ..routing import READ, WRITE, RouteTable, json_response, no_content, read_body
-from ..schemas import Count, PasswordIn, User, UserBatch, UserCreate, UserPatch, UserWithRelations, Valid
+from ..routing import (
+    READ,
+    WRITE,
+    RouteTable,
+    cached_json,
+    json_response,
+    no_content,
+    read_body,
+)
+from ..schemas import (
+    Count,
+    PasswordIn,
+    User,
+    UserBatch,
+    UserCreate,
+    UserPatch,
+    UserWithRelations,
+    Valid,
+)
 from .params import comma_list, reject_unknown_params
 
 routes = RouteTable("users")
 JSON = "application/json"
-
-
-def raw_json(body: bytes) -> web.Response:
-    return web.Response(body=body, content_type=JSON)
 
 
 @routes.add("POST", "/v1/users", scope=WRITE, summary="Create a user (optionally with subscription and natal data)",
@@ -49,18 +60,15 @@ async def get_user(request):
             user = {k: v for k, v in user.items() if k in select or k in include}
         return json_response(user)
     found = await users.get_user(deps, user_id)
-    if found is None:
-        raise not_found("user")
-    return json_response(users.select_fields(found, select)) if select else raw_json(found)
+    if select and found is not None:
+        return json_response(users.select_fields(found, select))
+    return cached_json(found, "user")
 
 
 @routes.add("GET", "/v1/users/by-email/{email}", scope=READ, summary="A user by e-mail (case-insensitive)",
             answer=User, errors=(404,))
 async def get_user_by_email(request):
-    found = await users.get_user_by_email(deps_of(request), request.match_info["email"])
-    if found is None:
-        raise not_found("user")
-    return raw_json(found)
+    return cached_json(await users.get_user_by_email(deps_of(request), request.match_info["email"]), "user")
 
 
 @routes.add("GET", "/v1/users/by-account/{provider}/{providerAccountId}", scope=READ,
