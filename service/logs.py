@@ -51,10 +51,10 @@ class BatchedStreamHandler(logging.StreamHandler):
         super().emit(record)
         self._after_write(urgent=record.levelno >= logging.WARNING)
 
-    def write_line(self, encoded: bytes) -> None:
-        """An already encoded JSON line (the access log's fast path), batched like info records."""
+    def write_line(self, line: str) -> None:
+        """An already formatted JSON line (the access log's fast path), batched like info records."""
         with self.lock:
-            self.stream.write(encoded.decode() + "\n")
+            self.stream.write(line + "\n")
         self._after_write(urgent=False)
 
     def _after_write(self, urgent: bool) -> None:
@@ -87,15 +87,18 @@ def log_access(request_id: str, method: str, route: str, status: int, seconds: f
     cost ~8% of a user read in the profile. Elsewhere (tests, embedding) it goes through logging."""
     if not access_logger.isEnabledFor(logging.INFO):
         return
-    fields = {"request_id": request_id, "method": method, "route": route, "status": status,
-              "ms": round(seconds * 1000, 2)}
+    ms = round(seconds * 1000, 2)
     if _fast_access_stream is not None:
+        # Formatted directly: none of these values can hold a character JSON would escape (the request
+        # id is checked against [A-Za-z0-9._:-], the method is an HTTP token, the route one of ours).
         now = time.time()
-        line = {"ts": f"{_second_text(int(now))}.{int(now % 1 * 1000):03d}Z",
-                "level": "info", "logger": "service.access", "msg": "request", **fields}
-        _fast_access_stream.write_line(_encode(line))
+        _fast_access_stream.write_line(
+            f'{{"ts":"{_second_text(int(now))}.{int(now % 1 * 1000):03d}Z","level":"info",'
+            f'"logger":"service.access","msg":"request","request_id":"{request_id}","method":"{method}",'
+            f'"route":"{route}","status":{status},"ms":{ms}}}')
     else:
-        access_logger.info("request", extra=fields)
+        access_logger.info("request", extra={"request_id": request_id, "method": method, "route": route,
+                                             "status": status, "ms": ms})
 
 
 def setup_logging(level: str = "INFO", stream=None) -> None:

@@ -10,7 +10,6 @@ import msgspec
 from aiohttp import web
 
 from .db import DatabaseUnavailable
-from .deps import REQUEST_ID
 
 log = logging.getLogger("service.errors")
 
@@ -124,41 +123,40 @@ def from_integrity_error(exc: asyncpg.IntegrityConstraintViolationError) -> Prob
     return Problem(409, "the change conflicts with the data's constraints")
 
 
-# ---- the middleware ---------------------------------------------------------------------------------
+# ---- every error a handler raises -> its problem answer ---------------------------------------------
 
-def make_problem_middleware(retry_after: int):
-    @web.middleware
-    async def problem_middleware(request: web.Request, handler):
-        request_id = request.get(REQUEST_ID)
-        try:
-            return await handler(request)
-        except Problem as exc:
-            return problem_response(exc.status, exc.detail, exc.errors, exc.headers, request_id)
-        except msgspec.ValidationError as exc:
-            problem = from_validation_error(exc)
-            return problem_response(422, problem.detail, problem.errors, None, request_id)
-        except asyncpg.DataError as exc:
-            # SQLSTATE class 22: a value PostgreSQL cannot store (a NUL character, an out-of-range number).
-            return problem_response(422, f"a value cannot be stored: {type(exc).__name__}", None, None, request_id)
-        except asyncpg.IntegrityConstraintViolationError as exc:
-            problem = from_integrity_error(exc)
-            return problem_response(409, problem.detail, problem.errors, None, request_id)
-        except DatabaseUnavailable as exc:
-            log.warning("database unavailable: %s", exc)
-            return problem_response(503, "the database is unavailable; retry later", None,
-                                    {"Retry-After": str(retry_after)}, request_id)
-        except web.HTTPRequestEntityTooLarge:
-            # aiohttp's exception does not keep the limit; the request does.
-            return problem_response(413, f"request body is larger than {request.client_max_size} bytes",
-                                    None, None, request_id)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            headers = {k: v for k, v in exc.headers.items() if k in ("Allow",)}
-            return problem_response(exc.status, exc.reason or "error", None, headers, request_id)
-        except Exception:
-            log.exception("unhandled error", extra={"request_id": request_id})
-            return problem_response(500, "unexpected error; quote the request id when reporting it",
-                                    None, None, request_id)
+def problem_for(exc: Exception, request: web.Request, request_id: str | None, retry_after: int) -> web.Response:
+    """The problem+json answer for an exception raised while handling `request`.
 
-    return problem_middleware
+    Called by the app's edge middleware (app.py) for every exception; re-raises only an HTTP exception
+    below 400 (a redirect), which is not an error."""
+    try:
+        raise exc
+    except Problem:
+        return problem_response(exc.status, exc.detail, exc.errors, exc.headers, request_id)
+    except msgspec.ValidationError:
+        problem = from_validation_error(exc)
+        return problem_response(422, problem.detail, problem.errors, None, request_id)
+    except asyncpg.DataError:
+        # SQLSTATE class 22: a value PostgreSQL cannot store (a NUL character, an out-of-range number).
+        return problem_response(422, f"a value cannot be stored: {type(exc).__name__}", None, None, request_id)
+    except asyncpg.IntegrityConstraintViolationError:
+        problem = from_integrity_error(exc)
+        return problem_response(409, problem.detail, problem.errors, None, request_id)
+    except DatabaseUnavailable:
+        log.warning("database unavailable: %s", exc)
+        return problem_response(503, "the database is unavailable; retry later", None,
+                                {"Retry-After": str(retry_after)}, request_id)
+    except web.HTTPRequestEntityTooLarge:
+        # aiohttp's exception does not keep the limit; the request does.
+        return problem_response(413, f"request body is larger than {request.client_max_size} bytes",
+                                None, None, request_id)
+    except web.HTTPException:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k in ("Allow",)}
+        return problem_response(exc.status, exc.reason or "error", None, headers, request_id)
+    except Exception:
+        log.exception("unhandled error", extra={"request_id": request_id})
+        return problem_response(500, "unexpected error; quote the request id when reporting it",
+                                None, None, request_id)
