@@ -16,6 +16,8 @@ READ_TOKEN = "test-read-token"
 WRITE = {"Authorization": f"Bearer {WRITE_TOKEN}"}
 READ = {"Authorization": f"Bearer {READ_TOKEN}"}
 STRIPE_SECRET = "whsec_test_secret"
+# Every cache key of this test session starts with this; the session deletes its keys at the end.
+REDIS_PREFIX_ROOT = f"aw-test-{uuid.uuid4().hex[:8]}-"
 
 
 @pytest.fixture
@@ -50,6 +52,25 @@ def redis_url():
     server.shutdown()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _delete_this_sessions_redis_keys():
+    """Keys the tests left in a shared Redis (epoch keys have no TTL): removed, and only this session's."""
+    yield
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        return
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        for key in client.scan_iter(match=REDIS_PREFIX_ROOT + "*", count=1000):
+            client.delete(key)
+    except redis.RedisError:
+        pass
+    finally:
+        client.close()
+
+
 def make_settings(database_url, redis_url=None, **overrides):
     values = dict(
         database_url=database_url,
@@ -58,7 +79,7 @@ def make_settings(database_url, redis_url=None, **overrides):
         stripe_webhook_secret=STRIPE_SECRET,
         bcrypt_rounds=4,
         sweep_interval_seconds=0,
-        cache_prefix=f"aw-test-{uuid.uuid4().hex[:8]}:",
+        cache_prefix=f"{REDIS_PREFIX_ROOT}{uuid.uuid4().hex[:8]}:",
         pool_min_size=1,
         pool_max_size=5,
     )
