@@ -100,7 +100,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_migrate(args, settings)
         if args.command in ("sweep", "stripe-replay", "backup", "restore"):
             return run_command(args, settings)
-        from .server import dev, serve  # the HTTP stack is imported only by the commands that need it
+        from .server import (  # the HTTP stack is imported only by the commands that need it
+            dev,
+            serve,
+        )
 
         if args.command == "serve":
             return serve(settings, host=args.host, port=args.port, workers=args.workers)

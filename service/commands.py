@@ -7,7 +7,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-
 from .migrate import MigrateError
 from .queries import Q
 from .resources import open_deps

@@ -6,16 +6,13 @@ import functools
 import math
 import zoneinfo
 
-import msgspec
-
 from ..deps import Deps
 from ..ids import new_id
 from ..problems import FieldError, Problem, not_found
 from ..queries import Q
 from ..schemas import NatalDataIn
 from . import keys
-
-encode = msgspec.json.Encoder().encode
+from .per_user import cached_row_of_user, upsert_for_user
 
 
 @functools.cache
@@ -48,22 +45,13 @@ async def insert_natal_data(conn, user_id: str, body: NatalDataIn) -> dict:
 
 
 async def get_natal_data(deps: Deps, user_id: str) -> bytes | None:
-    async def load():
-        row = await deps.read_db.fetchrow(Q.get_natal_data_by_user, user_id)
-        return (encode(dict(row)) if row else None), None, (keys.user_tag(user_id),)
-
-    return await deps.cache.read_through(keys.natal_data_of(user_id), deps.settings.cache_ttl_user, load)
+    return await cached_row_of_user(deps, keys.natal_data_of(user_id), deps.settings.cache_ttl_user,
+                                    Q.get_natal_data_by_user, user_id)
 
 
 async def put_natal_data(deps: Deps, user_id: str, body: NatalDataIn) -> tuple[dict, bool]:
     validate_natal_data(body)
-    async with deps.db.transaction() as conn:
-        if not await conn.fetchval(Q.user_exists, user_id):
-            raise not_found("user")
-        row = dict(await conn.fetchrow(Q.upsert_natal_data, new_id(), user_id, *_args(body)))
-    await deps.cache.invalidate(keys=(keys.natal_data_of(user_id),))
-    created = row.pop("inserted")
-    return row, created
+    return await upsert_for_user(deps, keys.natal_data_of(user_id), Q.upsert_natal_data, user_id, _args(body))
 
 
 async def delete_natal_data(deps: Deps, user_id: str) -> None:

@@ -1,17 +1,13 @@
-"""Subscriptions: read (cached) and upsert; the Stripe webhook writes through `upsert_from_stripe`."""
+"""Subscriptions: read (cached) and upsert. The Stripe webhook writes them in stripe_events.py."""
 
 from __future__ import annotations
 
-import msgspec
-
 from ..deps import Deps
 from ..ids import new_id
-from ..problems import not_found
 from ..queries import Q
 from ..schemas import SubscriptionIn
 from . import keys
-
-encode = msgspec.json.Encoder().encode
+from .per_user import cached_row_of_user, upsert_for_user
 
 
 def _args(body: SubscriptionIn) -> tuple:
@@ -24,23 +20,10 @@ async def insert_subscription(conn, user_id: str, body: SubscriptionIn) -> dict:
 
 
 async def get_subscription(deps: Deps, user_id: str) -> bytes | None:
-    async def load():
-        row = await deps.read_db.fetchrow(Q.get_subscription_by_user, user_id)
-        return (encode(dict(row)) if row else None), None, (keys.user_tag(user_id),)
-
-    return await deps.cache.read_through(keys.subscription_of(user_id), deps.settings.cache_ttl_subscription, load)
+    return await cached_row_of_user(deps, keys.subscription_of(user_id), deps.settings.cache_ttl_subscription,
+                                    Q.get_subscription_by_user, user_id)
 
 
 async def put_subscription(deps: Deps, user_id: str, body: SubscriptionIn) -> tuple[dict, bool]:
     """Upsert; returns (subscription, created)."""
-    async with deps.db.transaction() as conn:
-        if not await conn.fetchval(Q.user_exists, user_id):
-            raise not_found("user")
-        row = dict(await conn.fetchrow(Q.upsert_subscription, new_id(), user_id, *_args(body)))
-    await invalidate_subscription(deps, user_id)
-    created = row.pop("inserted")
-    return row, created
-
-
-async def invalidate_subscription(deps: Deps, user_id: str) -> None:
-    await deps.cache.invalidate(keys=(keys.subscription_of(user_id),))
+    return await upsert_for_user(deps, keys.subscription_of(user_id), Q.upsert_subscription, user_id, _args(body))

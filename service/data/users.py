@@ -15,6 +15,7 @@ from ..queries import Q
 from ..schemas import UserBatch, UserCreate, to_dict
 from . import keys
 from .natal_data import insert_natal_data
+from .per_user import cached_row_of_user
 from .subscriptions import insert_subscription
 
 encode = msgspec.json.Encoder().encode
@@ -65,12 +66,8 @@ async def create_users_batch(deps: Deps, body: UserBatch) -> int:
 
 async def get_user(deps: Deps, user_id: str) -> bytes | None:
     """The user's JSON, cached under user:id:<id>."""
-
-    async def load():
-        row = await deps.read_db.fetchrow(Q.get_user_by_id, user_id)
-        return (encode(dict(row)) if row else None), None, (keys.user_tag(user_id),)
-
-    return await deps.cache.read_through(keys.user_by_id(user_id), deps.settings.cache_ttl_user, load)
+    return await cached_row_of_user(deps, keys.user_by_id(user_id), deps.settings.cache_ttl_user,
+                                    Q.get_user_by_id, user_id)
 
 
 async def get_user_by_email(deps: Deps, email: str) -> bytes | None:

@@ -18,7 +18,6 @@ from . import lists
 
 log = logging.getLogger("service.charts")
 routes = RouteTable("charts")
-JSON = "application/json"
 
 
 @routes.add("POST", "/v1/charts", scope=WRITE, summary="Cache a computed chart (ttlSeconds or expiresAt)",

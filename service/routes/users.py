@@ -27,7 +27,6 @@ from ..schemas import (
 from .params import comma_list, reject_unknown_params
 
 routes = RouteTable("users")
-JSON = "application/json"
 
 
 @routes.add("POST", "/v1/users", scope=WRITE, summary="Create a user (optionally with subscription and natal data)",
