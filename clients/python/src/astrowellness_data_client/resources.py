@@ -311,8 +311,8 @@ class Operations(Resource):
         return await self._call("GET", "/healthz", Health)
 
     async def ready(self) -> Health:
-        """Health when the database answers; raises Unavailable (503) when it does not."""
-        return await self._call("GET", "/readyz", Health)
+        """The readiness report, also when it is 503: `status` is "ok" or "unavailable". Not retried."""
+        return await self._call("GET", "/readyz", Health, accept=frozenset({503}), idempotent=False)
 
     async def metrics(self) -> str:
         _, payload, _ = await self._t.request("GET", "/metrics")

@@ -35,6 +35,7 @@ from .models import ProblemBody
 T = TypeVar("T")
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = frozenset({429, 503})
+_RETRY_CODES = {429: "too_many_requests", 503: "unavailable"}
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,9 @@ class Transport:
 
     async def request(self, method: str, path: str, *, params: Any = None, json: Any = msgspec.UNSET,
                       data: bytes | None = None, headers: dict[str, str] | None = None,
-                      idempotent: bool | None = None) -> tuple[int, bytes, str]:
-        """Send with retries; answer (status, body, content type) of a 2xx, or raise."""
+                      idempotent: bool | None = None, accept: frozenset[int] = frozenset()) -> tuple[int, bytes, str]:
+        """Send with retries; answer (status, body, content type) of a 2xx (or a status in `accept`),
+        or raise."""
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
         body = data
@@ -118,7 +120,7 @@ class Transport:
                 async with self.session.request(method, url, params=params, data=body,
                                                 headers=send_headers) as response:
                     payload = await response.read()
-                    if response.status < 400:
+                    if response.status < 400 or response.status in accept:
                         return response.status, payload, response.content_type
                     error = _problem(response, payload)
             except aiohttp.ClientConnectorError as exc:  # nothing was sent: safe to retry anything
@@ -152,7 +154,7 @@ def _problem(response: aiohttp.ClientResponse, payload: bytes) -> Exception:
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     if response.status in RETRY_STATUSES and "json" not in response.content_type:
         # A proxy's or load balancer's own 429/503 (no problem body) is just as retryable.
-        code = "too_many_requests" if response.status == 429 else "unavailable"
+        code = _RETRY_CODES[response.status]
         body = ProblemBody(status=response.status, code=code, detail=payload[:200].decode("utf-8", "replace"))
         return problem_class(code, response.status)(body, response.status, request_id, retry_after)
     if "json" not in response.content_type:
@@ -161,6 +163,9 @@ def _problem(response: aiohttp.ClientResponse, payload: bytes) -> Exception:
     try:
         body = msgspec.json.decode(payload, type=ProblemBody)
     except msgspec.DecodeError:
+        if response.status in RETRY_STATUSES:
+            body = ProblemBody(status=response.status, code=_RETRY_CODES[response.status])
+            return problem_class(body.code, response.status)(body, response.status, request_id, retry_after)
         return UnexpectedResponse(f"{response.method} {response.url.path}: {response.status} with an unreadable body",
                                   response.status, request_id)
     cls = problem_class(body.code, response.status)
