@@ -16,11 +16,11 @@ from .metrics import Metrics
 from .openapi import build_openapi
 from .problems import problem_for
 from .resources import open_deps
-from .routes import accounts, ops, sessions, users
+from .routes import accounts, authenticators, ops, sessions, users
 from .routing import Route
 from .settings import Settings
 
-ROUTE_TABLES = (users.routes, accounts.routes, sessions.routes, ops.routes)
+ROUTE_TABLES = (users.routes, accounts.routes, sessions.routes, ops.routes, authenticators.routes)
 VERSION = "0.1.0"
 _GOOD_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Request ids: a random per-process prefix and a counter; unique across processes and restarts, and
@@ -91,7 +91,11 @@ def create_app(settings: Settings) -> web.Application:
     )
     routes = all_routes()
     for route in routes:
-        app.router.add_route(route.method, route.path, route.handler)
+        if route.method == "GET":  # HEAD too: the same answer without its body
+            app.router.add_get(route.path, route.handler, allow_head=True)
+        else:
+            app.router.add_route(route.method, route.path, route.handler)
+    app.on_response_prepare.append(_server_header)
     app[METRICS] = metrics
     app[OPENAPI] = build_openapi(routes, VERSION)
     app[SETTINGS] = settings
@@ -100,6 +104,11 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(sweep_in_background)
     return app
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    # aiohttp would announce "Python/3.x aiohttp/3.x": versions help only an attacker.
+    response.headers["Server"] = "astrowellness-data"
 
 
 def _resources(settings: Settings, metrics: Metrics):

@@ -166,7 +166,7 @@ async def test_unknown_route_and_method_are_problems(client):
         r = await client.get(path, headers=WRITE)
         body = await r.json()
         assert_problem(r, body, 404)
-        assert body["code"] == "not_found"
+        assert body["code"] == "route_not_found"
     r = await client.put("/healthz")
     assert_problem(r, await r.json(), 405)
     assert "GET" in r.headers.get("Allow", "")

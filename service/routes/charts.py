@@ -12,7 +12,7 @@ from ..data import charts
 from ..db import DatabaseUnavailable
 from ..deps import DEPS, SETTINGS, deps_of
 from ..problems import bad_request
-from ..routing import READ, WRITE, RouteTable, cached_json, json_response, read_body
+from ..routing import READ, WRITE, RouteTable, cached_json, created, json_response, path_part, read_body
 from ..schemas import Chart, ChartCreate, Count, ListPage
 from . import lists
 
@@ -24,7 +24,8 @@ routes = RouteTable("charts")
             body=ChartCreate, answer=Chart, status=201, errors=(422,))
 async def create_chart(request):
     body = await read_body(request, ChartCreate)
-    return json_response(await charts.create_chart(deps_of(request), body), 201)
+    chart = await charts.create_chart(deps_of(request), body)
+    return created(chart, f"/v1/charts/{path_part(chart['id'])}")
 
 
 @routes.add("GET", "/v1/charts/{id}", scope=READ, summary="An unexpired chart entry", answer=Chart, errors=(404,))

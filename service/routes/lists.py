@@ -44,6 +44,16 @@ ACCOUNTS = ListSpec(
     fixed_where=('"userId" = $1',),
 )
 
+AUTHENTICATORS = ListSpec(
+    table="authenticators",
+    fields=(text("credentialID"), text("userId", filter=False), text("providerAccountId"),
+            text("credentialPublicKey", filter=False, sort=False), integer("counter"),
+            text("credentialDeviceType"), boolean("credentialBackedUp"), text("transports", nullable=True)),
+    default_sort=("credentialID",),
+    fixed_where=('"userId" = $1',),
+    key="credentialID",
+)
+
 CHARTS = ListSpec(
     table="chart_cache",
     fields=(text("id"), text("userId", nullable=True), enum("chartType", "ChartType", ChartType.__members__),
@@ -80,11 +90,21 @@ async def list_users(request):
 @routes.add("GET", "/v1/users/{id}/accounts", scope=READ, summary="The user's OAuth accounts (a list)", answer=ListPage,
             query=LIST_QUERY, errors=(400, 404))
 async def list_user_accounts(request):
-    deps = deps_of(request)
+    return await _page_of_user(request, ACCOUNTS, deps_of(request).cipher.decrypt_account)
+
+
+async def _page_of_user(request, spec: ListSpec, transform=None):
+    """A list of the user's rows; an unknown user is a 404 rather than an empty page."""
     user_id = request.match_info["id"]
-    if not await deps.read_db.fetchval(Q.user_exists, user_id):
+    if not await deps_of(request).read_db.fetchval(Q.user_exists, user_id):
         raise not_found("user")
-    return await _page(request, ACCOUNTS, [user_id], deps.cipher.decrypt_account)
+    return await _page(request, spec, [user_id], transform)
+
+
+@routes.add("GET", "/v1/users/{id}/authenticators", scope=READ, summary="The user's WebAuthn authenticators (a list)",
+            answer=ListPage, query=LIST_QUERY, errors=(400, 404))
+async def list_user_authenticators(request):
+    return await _page_of_user(request, AUTHENTICATORS)
 
 
 async def list_charts(request):

@@ -10,6 +10,7 @@ from ..routing import (
     RouteTable,
     cached_json,
     json_response,
+    upserted,
     no_content,
     read_body,
 )
@@ -30,7 +31,7 @@ async def get_natal_data(request):
 async def put_natal_data(request):
     body = await read_body(request, NatalDataIn)
     row, created = await natal_data.put_natal_data(deps_of(request), request.match_info["id"], body)
-    return json_response(row, 201 if created else 200)
+    return upserted(row, created, request.path)
 
 
 @routes.add("DELETE", "/v1/users/{id}/natal-data", scope=WRITE, summary="Delete the user's birth data",

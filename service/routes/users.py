@@ -10,8 +10,10 @@ from ..routing import (
     WRITE,
     RouteTable,
     cached_json,
+    created,
     json_response,
     no_content,
+    path_part,
     read_body,
 )
 from ..schemas import (
@@ -33,7 +35,8 @@ routes = RouteTable("users")
             body=UserCreate, answer=UserWithRelations, status=201, errors=(409, 422))
 async def create_user(request):
     body = await read_body(request, UserCreate)
-    return json_response(await users.create_user(deps_of(request), body), 201)
+    user = await users.create_user(deps_of(request), body)
+    return created(user, f"/v1/users/{path_part(user['id'])}")
 
 
 @routes.add("POST", "/v1/users/batch", scope=WRITE, summary="Create many users in one statement",
