@@ -78,7 +78,7 @@ def service():
 
 
 def run(command: list[str], cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(command, check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, (f"{' '.join(command)} failed ({result.returncode}):\n"
                                     f"{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
     return result

@@ -9,7 +9,6 @@ import os
 import uuid
 
 import pytest
-
 from astrowellness_data_client import DataClient
 
 

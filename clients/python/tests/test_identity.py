@@ -2,14 +2,21 @@
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
-from astrowellness_data_client import Account, Authenticator, Conflict, NotFound, Session, ValidationFailed, eq
+from astrowellness_data_client import (
+    Account,
+    Authenticator,
+    Conflict,
+    NotFound,
+    Session,
+    ValidationFailed,
+    eq,
+)
 from conftest import unique_email
 
-LATER = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=7)
+LATER = datetime.now(UTC).replace(microsecond=0) + timedelta(days=7)
 
 
 @pytest.fixture
@@ -104,7 +111,7 @@ async def test_authenticators(client, user):
         == {a.credentialID for a in made}
 
     with pytest.raises(Conflict):
-        await client.authenticators.create(**{**{f: getattr(made[0], f) for f in Authenticator.__struct_fields__}})
+        await client.authenticators.create(**{f: getattr(made[0], f) for f in Authenticator.__struct_fields__})
     for call in (client.authenticators.get("nope"), client.authenticators.update_counter("nope", 1)):
         with pytest.raises(NotFound):
             await call

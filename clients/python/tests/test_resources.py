@@ -6,10 +6,9 @@ import json
 import os
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from astrowellness_data_client import (
     BadRequest,
     Chart,
@@ -22,7 +21,7 @@ from astrowellness_data_client import (
 )
 from conftest import unique_email
 
-PERIOD_END = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=30)
+PERIOD_END = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
 
 
 async def test_subscription_put_get_and_list(client):
@@ -46,7 +45,7 @@ async def test_subscription_put_get_and_list(client):
 
 async def test_natal_data_put_get_delete(client):
     user = await client.users.create(email=unique_email("natal"))
-    born = datetime(1988, 2, 29, 23, 59, tzinfo=timezone.utc)
+    born = datetime(1988, 2, 29, 23, 59, tzinfo=UTC)
     saved = await client.natal_data.put(user.id, birthDate=born, location="Porto", latitude=41.15, longitude=-8.61,
                                         timezone="Europe/Lisbon")
     assert (saved.birthDate, saved.latitude) == (born, 41.15)
@@ -66,7 +65,7 @@ async def test_chart_cache(client):
     newest = await client.charts.create(chartType=ChartType.TROPICAL, chartData={"sun": "Virgo"}, userId=user.id,
                                         interpretation="earthy", ttlSeconds=3600)
     await client.charts.create(chartType=ChartType.DRACONIC, chartData=[1, 2], userId=user.id,
-                               expiresAt=datetime.now(timezone.utc) + timedelta(hours=1))
+                               expiresAt=datetime.now(UTC) + timedelta(hours=1))
     assert isinstance(first, Chart) and first.chartType is ChartType.TROPICAL
     assert await client.charts.get(first.id) == first
     assert (await client.charts.newest(user.id, "TROPICAL")).chartData == {"sun": "Virgo"}

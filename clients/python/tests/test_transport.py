@@ -15,7 +15,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-
 from astrowellness_data_client import (
     NO_RETRIES,
     DataClient,
@@ -192,8 +191,9 @@ async def service_behind_relay():
                    "SERVICE_TOKENS": "relay:relay-token:write", "RETRY_AFTER_SECONDS": "1", "POOL_MIN_SIZE": "1",
                    "POOL_ACQUIRE_TIMEOUT": "1", "CONNECT_TIMEOUT": "1", "REDIS_URL": "", "BCRYPT_ROUNDS": "4",
                    "SWEEP_INTERVAL_SECONDS": "0"}
-    process = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port)], cwd=SERVICE_ROOT,
-                               env=process_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = await asyncio.to_thread(
+        subprocess.Popen, [sys.executable, "-m", "service", "serve", "--port", str(port)], cwd=SERVICE_ROOT,
+        env=process_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as probe:

@@ -1,7 +1,6 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from astrowellness_data_client import (
     BadRequest,
     Conflict,
@@ -18,7 +17,7 @@ from astrowellness_data_client import (
 )
 from conftest import unique_email
 
-NOW = datetime.now(timezone.utc).replace(microsecond=123000)
+NOW = datetime.now(UTC).replace(microsecond=123000)
 
 
 async def test_create_answers_a_typed_user_with_its_nested_rows(client):
@@ -26,7 +25,7 @@ async def test_create_answers_a_typed_user_with_its_nested_rows(client):
     user = await client.users.create(
         email=f"  {email.upper()} ", name="Ada", password="correct horse", emailVerified=NOW, role=Role.ADMIN,
         subscription={"status": "ACTIVE", "stripeCustomerId": "cus_1" + email[:8]},
-        natalData={"birthDate": datetime(1990, 5, 17, 14, 30, tzinfo=timezone.utc), "location": "Lisbon",
+        natalData={"birthDate": datetime(1990, 5, 17, 14, 30, tzinfo=UTC), "location": "Lisbon",
                    "latitude": 38.72, "longitude": -9.14, "timezone": "Europe/Lisbon"})
     assert user.email == email  # trimmed and lower-cased by the service
     assert user.role is Role.ADMIN and user.emailVerified == NOW

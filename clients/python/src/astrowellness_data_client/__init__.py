@@ -2,8 +2,8 @@
 
 __version__ = "0.1.0"
 
-from .client import DataClient  # noqa: E402
-from .errors import (  # noqa: E402
+from .client import DataClient
+from .errors import (
     BadRequest,
     Conflict,
     DataClientError,
@@ -24,8 +24,8 @@ from .errors import (  # noqa: E402
     UnsupportedMediaType,
     ValidationFailed,
 )
-from .filters import eq, gt, gte, ilike, in_, is_, is_null, like, lt, lte, neq, not_  # noqa: E402
-from .models import (  # noqa: E402
+from .filters import eq, gt, gte, ilike, in_, is_, is_null, like, lt, lte, neq, not_
+from .models import (
     Account,
     Authenticator,
     CacheStats,
@@ -44,14 +44,58 @@ from .models import (  # noqa: E402
     UserWithRelations,
     VerificationToken,
 )
-from .transport import NO_RETRIES, RetryPolicy  # noqa: E402
+from .transport import NO_RETRIES, RetryPolicy
 
 __all__ = [
-    "Account", "Authenticator", "BadRequest", "CacheStats", "Chart", "ChartType", "Conflict", "DataClient",
-    "DataClientError", "Forbidden", "Health", "MethodNotAllowed", "NO_RETRIES", "NatalData", "NotFound", "Page",
-    "Pagination", "PayloadTooLarge", "ProblemError", "RateLimited", "RequestTimeout", "RetryPolicy", "Role",
-    "RouteNotFound", "ServerError", "Session", "SessionAndUser", "Subscription", "SubscriptionStatus", "Timeout",
-    "TransportError", "Unauthorized", "Unavailable", "UnexpectedResponse", "UnsupportedMediaType", "User",
-    "UserWithRelations", "ValidationFailed", "VerificationToken", "eq", "gt", "gte", "ilike", "in_", "is_",
-    "is_null", "like", "lt", "lte", "neq", "not_",
+    "NO_RETRIES",
+    "Account",
+    "Authenticator",
+    "BadRequest",
+    "CacheStats",
+    "Chart",
+    "ChartType",
+    "Conflict",
+    "DataClient",
+    "DataClientError",
+    "Forbidden",
+    "Health",
+    "MethodNotAllowed",
+    "NatalData",
+    "NotFound",
+    "Page",
+    "Pagination",
+    "PayloadTooLarge",
+    "ProblemError",
+    "RateLimited",
+    "RequestTimeout",
+    "RetryPolicy",
+    "Role",
+    "RouteNotFound",
+    "ServerError",
+    "Session",
+    "SessionAndUser",
+    "Subscription",
+    "SubscriptionStatus",
+    "Timeout",
+    "TransportError",
+    "Unauthorized",
+    "Unavailable",
+    "UnexpectedResponse",
+    "UnsupportedMediaType",
+    "User",
+    "UserWithRelations",
+    "ValidationFailed",
+    "VerificationToken",
+    "eq",
+    "gt",
+    "gte",
+    "ilike",
+    "in_",
+    "is_",
+    "is_null",
+    "like",
+    "lt",
+    "lte",
+    "neq",
+    "not_",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Self
 
 import aiohttp
 
@@ -18,7 +19,7 @@ from .resources import (
     Users,
     VerificationTokens,
 )
-from .transport import RetryPolicy, Transport
+from .transport import DEFAULT_RETRY, RetryPolicy, Transport
 
 
 class DataClient:
@@ -33,7 +34,7 @@ class DataClient:
     """
 
     def __init__(self, base_url: str, token: str, *, timeout: float = 10.0, connect_timeout: float | None = 3.0,
-                 retry: RetryPolicy = RetryPolicy(), max_connections: int = 100,
+                 retry: RetryPolicy = DEFAULT_RETRY, max_connections: int = 100,
                  session: aiohttp.ClientSession | None = None,
                  trace_configs: Sequence[aiohttp.TraceConfig] | None = None, user_agent: str | None = None):
         self.transport = Transport(base_url, token, timeout=timeout, connect_timeout=connect_timeout, retry=retry,
@@ -54,7 +55,7 @@ class DataClient:
         """Close the connections (a session passed in by the caller is left open)."""
         await self.transport.aclose()
 
-    async def __aenter__(self) -> "DataClient":
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info) -> None:

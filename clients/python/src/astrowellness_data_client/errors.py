@@ -49,7 +49,7 @@ class ProblemError(DataClientError):
         self.retry_after = retry_after
 
     @property
-    def requestId(self) -> str | None:  # noqa: N802 - the problem body's own spelling
+    def requestId(self) -> str | None:
         return self.request_id
 
     @property

@@ -29,13 +29,20 @@ import aiohttp
 import msgspec
 
 from . import __version__
-from .errors import ProblemError, Timeout, TransportError, UnexpectedResponse, problem_class
+from .errors import (
+    ProblemError,
+    Timeout,
+    TransportError,
+    UnexpectedResponse,
+    problem_class,
+)
 from .models import ProblemBody
 
 T = TypeVar("T")
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = frozenset({429, 503})
-_RETRY_CODES = {429: "too_many_requests", 503: "unavailable"}
+# Answers without a problem body (a proxy's, a load balancer's) that still say what happened.
+_STATUS_ONLY_CODES = {404: "route_not_found", 429: "too_many_requests", 503: "unavailable"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,7 @@ class RetryPolicy:
     max_retry_after: float = 30.0
 
 
+DEFAULT_RETRY = RetryPolicy()
 NO_RETRIES = RetryPolicy(attempts=1)
 
 
@@ -67,7 +75,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 class Transport:
     def __init__(self, base_url: str, token: str, *, timeout: float = 10.0, connect_timeout: float | None = 3.0,
-                 retry: RetryPolicy = RetryPolicy(), max_connections: int = 100,
+                 retry: RetryPolicy = DEFAULT_RETRY, max_connections: int = 100,
                  session: aiohttp.ClientSession | None = None,
                  trace_configs: Sequence[aiohttp.TraceConfig] | None = None, user_agent: str | None = None):
         if not base_url:
@@ -128,7 +136,7 @@ class Transport:
                     raise TransportError(f"{method} {path}: cannot connect: {exc}") from exc
                 await asyncio.sleep(self._backoff(attempt))
                 continue
-            except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 if last or not idempotent:
                     kind = Timeout if isinstance(exc, asyncio.TimeoutError) else TransportError
                     raise kind(f"{method} {path}: {type(exc).__name__} {exc}".strip()) from exc
@@ -152,22 +160,19 @@ class Transport:
 def _problem(response: aiohttp.ClientResponse, payload: bytes) -> Exception:
     request_id = response.headers.get("X-Request-Id")
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    if response.status in RETRY_STATUSES and "json" not in response.content_type:
-        # A proxy's or load balancer's own 429/503 (no problem body) is just as retryable.
-        code = _RETRY_CODES[response.status]
-        body = ProblemBody(status=response.status, code=code, detail=payload[:200].decode("utf-8", "replace"))
-        return problem_class(code, response.status)(body, response.status, request_id, retry_after)
-    if "json" not in response.content_type:
-        return UnexpectedResponse(f"{response.method} {response.url.path}: {response.status} without a problem body",
-                                  response.status, request_id)
-    try:
-        body = msgspec.json.decode(payload, type=ProblemBody)
-    except msgspec.DecodeError:
-        if response.status in RETRY_STATUSES:
-            body = ProblemBody(status=response.status, code=_RETRY_CODES[response.status])
-            return problem_class(body.code, response.status)(body, response.status, request_id, retry_after)
-        return UnexpectedResponse(f"{response.method} {response.url.path}: {response.status} with an unreadable body",
-                                  response.status, request_id)
+    body = None
+    if "json" in response.content_type:
+        try:
+            body = msgspec.json.decode(payload, type=ProblemBody)
+        except msgspec.DecodeError:
+            body = None
+    if body is None:
+        if response.status not in _STATUS_ONLY_CODES:
+            return UnexpectedResponse(f"{response.method} {response.url.path}: {response.status} without a problem "
+                                      "body", response.status, request_id)
+        # A proxy's own 429/503 is just as retryable, and its 404 as much a wrong route as the service's.
+        body = ProblemBody(status=response.status, code=_STATUS_ONLY_CODES[response.status],
+                           detail=payload[:200].decode("utf-8", "replace"))
     cls = problem_class(body.code, response.status)
     return cls(body, response.status, request_id, retry_after)
 
