@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -133,3 +134,74 @@ def test_python_client_suite_passes_against_the_service(service, tmp_path):
     assert counts["tests"] >= 20, counts
     files = {case.get("classname", "").split(".")[-1] for case in suite.iter("testcase")}
     assert {"test_users", "test_identity", "test_resources", "test_transport"} <= files, files
+
+
+# ---- the Python client's contract with the service, checked without a server ------------------------
+# The client is its own distribution (internal services install it without the service's database
+# drivers), so its models restate the service's answers; these tests keep the two from drifting.
+
+def _client_modules():
+    sys.path.insert(0, str(PYTHON_CLIENT / "src"))
+    try:
+        from astrowellness_data_client import models, resources
+    finally:
+        sys.path.remove(str(PYTHON_CLIENT / "src"))
+    return models, resources
+
+
+def _template(path: str) -> str:
+    """/v1/users/{id}/accounts and f"/v1/users/{seg(user_id)}/accounts" -> /v1/users/{}/accounts."""
+    return re.sub(r"\{[^{}]*(\([^()]*\))?[^{}]*\}", "{}", path)
+
+
+def test_the_python_client_calls_every_route():
+    from service.app import all_routes
+
+    _, resources = _client_modules()
+    source = Path(resources.__file__).read_text()
+    called = {(m, _template(p)) for m, p in re.findall(r'_call\(\s*"(\w+)",\s*f?"([^"]+)"', source)}
+    called |= {("GET", _template(p)) for p in re.findall(r'_(?:page|iter)\(\s*f?"([^"]+)"', source)}
+    called |= {(m, _template(p)) for m, p in re.findall(r'_t\.request\(\s*"(\w+)",\s*f?"([^"]+)"', source)}
+    # Routes for programs: /v1/* and the operational ones (a browser page such as /docs is not a client's).
+    served = {(r.method, _template(r.path)) for r in all_routes() if r.method != "HEAD" and (
+        r.path.startswith("/v1/") or r.path in ("/healthz", "/readyz", "/metrics", "/openapi.json"))}
+    assert served - called == set(), "routes the Python client does not call"
+    assert called - served == set(), "the Python client calls routes the service does not serve"
+
+
+def test_the_python_clients_models_have_the_services_fields():
+    import msgspec
+
+    from service import problems, schemas
+
+    models, _ = _client_modules()
+    pairs = [(getattr(models, name), getattr(schemas, name)) for name in (
+        "User", "Subscription", "NatalData", "Account", "UserWithRelations", "Session", "SessionAndUser",
+        "VerificationToken", "Authenticator", "Chart", "Count", "Valid", "CacheStats", "Health")]
+    pairs += [(models.Pagination, schemas.Page), (models.Page, schemas.ListPage),
+              (models.ProblemBody, problems.ProblemBody), (models.FieldError, problems.FieldError)]
+    for client_model, service_struct in pairs:
+        assert set(client_model.__struct_fields__) == set(service_struct.__struct_fields__), client_model
+        required = {f.name for f in msgspec.structs.fields(client_model) if f.required}
+        assert required <= set(service_struct.__struct_fields__)
+
+
+def test_the_python_clients_arguments_are_the_services_body_fields():
+    import inspect
+
+    from service import schemas
+
+    _, resources = _client_modules()
+    pairs = {
+        resources.Users.create: schemas.UserCreate, resources.Users.update: schemas.UserPatch,
+        resources.Accounts.link: schemas.AccountCreate, resources.Accounts.update_tokens: schemas.AccountTokensPatch,
+        resources.Sessions.create: schemas.SessionCreate,
+        resources.VerificationTokens.create: schemas.VerificationTokenCreate,
+        resources.Authenticators.create: schemas.AuthenticatorCreate,
+        resources.Subscriptions.put: schemas.SubscriptionIn, resources.NatalDataResource.put: schemas.NatalDataIn,
+        resources.Charts.create: schemas.ChartCreate,
+    }
+    for method, body in pairs.items():
+        parameters = inspect.signature(method).parameters.values()
+        named = {p.name for p in parameters if p.kind is p.KEYWORD_ONLY or p.name == "email"}
+        assert named == set(body.__struct_fields__), method.__qualname__
