@@ -205,3 +205,21 @@ def test_the_python_clients_arguments_are_the_services_body_fields():
         parameters = inspect.signature(method).parameters.values()
         named = {p.name for p in parameters if p.kind is p.KEYWORD_ONLY or p.name == "email"}
         assert named == set(body.__struct_fields__), method.__qualname__
+
+
+def test_the_adapter_sends_the_services_body_fields():
+    """The adapter sends only listed fields (the service refuses unknown ones): the lists match the bodies."""
+    from service import schemas
+
+    source = (ADAPTER / "src" / "index.ts").read_text()
+
+    def listed(name: str) -> set[str]:
+        match = re.search(rf"const {name} = \[(.*?)\] as const", source, re.S)
+        assert match, name
+        return set(re.findall(r'"(\w+)"', match.group(1)))
+
+    assert listed("ACCOUNT_FIELDS") == set(schemas.AccountCreate.__struct_fields__)
+    assert listed("TOKEN_FIELDS") == set(schemas.AccountTokensPatch.__struct_fields__)
+    assert listed("USER_FIELDS") == set(schemas.UserPatch.__struct_fields__)
+    authenticator = re.search(r"async createAuthenticator\(authenticator\) \{\s*const body = \{(.*?)\}", source, re.S)
+    assert set(re.findall(r"(\w+):", authenticator.group(1))) == set(schemas.AuthenticatorCreate.__struct_fields__)

@@ -284,12 +284,16 @@ export function AstrowellnessAdapter(options: AstrowellnessAdapterOptions): Astr
 
     async listAuthenticatorsByUserId(userId) {
       const all: AdapterAuthenticator[] = []
-      for (let page = 1; ; page++) {
-        const answer = await request<PageJson<AuthenticatorJson>>(
-          "GET", `/v1/users/${segment(userId)}/authenticators?limit=${LIST_PAGE_SIZE}&page=${page}`)
+      // Keyset pages (nextCursor) without counting: a user has a handful, but any number is read whole.
+      let next = `/v1/users/${segment(userId)}/authenticators?limit=${LIST_PAGE_SIZE}&count=none`
+      for (;;) {
+        const answer = await request<PageJson<AuthenticatorJson>>("GET", next)
         if (answer === MISSING) return [] // no such user: no authenticators, as the database adapters say
         all.push(...answer.data.map(toAuthenticator))
-        if (!answer.pagination.hasNext || answer.data.length === 0) return all
+        const cursor = answer.pagination.nextCursor
+        if (!answer.pagination.hasNext || answer.data.length === 0 || !cursor) return all
+        next = `/v1/users/${segment(userId)}/authenticators?limit=${LIST_PAGE_SIZE}&count=none` +
+               `&cursor=${encodeURIComponent(cursor)}`
       }
     },
 

@@ -76,3 +76,14 @@ describe("configuration and failures", () => {
     await expect(adapter.getUser!(randomUUID())).rejects.toMatchObject({ code: "network_error" })
   })
 })
+
+test("the adapter has every method of Auth.js's Adapter, WebAuthn ones included", () => {
+  const adapter = AstrowellnessAdapter({ baseUrl, token })
+  for (const method of ["createUser", "getUser", "getUserByEmail", "getUserByAccount", "updateUser", "deleteUser",
+                        "linkAccount", "unlinkAccount", "getAccount", "createSession", "getSessionAndUser",
+                        "updateSession", "deleteSession", "createVerificationToken", "useVerificationToken",
+                        "createAuthenticator", "getAuthenticator", "listAuthenticatorsByUserId",
+                        "updateAuthenticatorCounter", "updateAccountTokens"]) {
+    expect(adapter, method).toHaveProperty(method, expect.any(Function))
+  }
+})
