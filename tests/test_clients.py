@@ -214,12 +214,12 @@ def test_the_adapter_sends_the_services_body_fields():
     source = (ADAPTER / "src" / "index.ts").read_text()
 
     def listed(name: str) -> set[str]:
-        match = re.search(rf"const {name} = \[(.*?)\] as const", source, re.S)
+        match = re.search(rf"const {name} = \[(.*?)\] as const", source, re.DOTALL)
         assert match, name
         return set(re.findall(r'"(\w+)"', match.group(1)))
 
     assert listed("ACCOUNT_FIELDS") == set(schemas.AccountCreate.__struct_fields__)
     assert listed("TOKEN_FIELDS") == set(schemas.AccountTokensPatch.__struct_fields__)
     assert listed("USER_FIELDS") == set(schemas.UserPatch.__struct_fields__)
-    authenticator = re.search(r"async createAuthenticator\(authenticator\) \{\s*const body = \{(.*?)\}", source, re.S)
-    assert set(re.findall(r"(\w+):", authenticator.group(1))) == set(schemas.AuthenticatorCreate.__struct_fields__)
+    body = re.search(r"async createAuthenticator\(authenticator\) \{\s*const body = \{(.*?)\}", source, re.DOTALL)
+    assert set(re.findall(r"(\w+):", body.group(1))) == set(schemas.AuthenticatorCreate.__struct_fields__)
