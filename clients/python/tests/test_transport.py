@@ -141,6 +141,8 @@ class Relay:
     """A TCP relay to PostgreSQL that can be cut (listener closed, open connections dropped) and restored."""
 
     def __init__(self, target_host: str, target_port: int):
+        # A directory as host is PostgreSQL's unix socket (the embedded server of a local run).
+        self.socket_path = f"{target_host}/.s.PGSQL.{target_port}" if target_host.startswith("/") else None
         self.target = (target_host, target_port)
         self.port = free_port()
         self.server: asyncio.Server | None = None
@@ -158,7 +160,10 @@ class Relay:
 
     async def _relay(self, client_reader, client_writer):
         try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+            if self.socket_path:
+                upstream_reader, upstream_writer = await asyncio.open_unix_connection(self.socket_path)
+            else:
+                upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
         except OSError:
             client_writer.close()
             return
@@ -180,14 +185,18 @@ class Relay:
 @pytest.fixture
 async def service_behind_relay():
     """A second real service whose database is reached through a Relay; Retry-After: 1 on 503."""
-    from urllib.parse import urlsplit
+    from urllib.parse import parse_qs, urlsplit
 
     database = urlsplit(env("AW_DATABASE_URL"))
-    relay = Relay(database.hostname or "127.0.0.1", database.port or 5432)
+    socket_dir = parse_qs(database.query).get("host", [None])[0]
+    relay = Relay(socket_dir or database.hostname or "127.0.0.1", database.port or 5432)
     await relay.start()
     port = free_port()
-    process_env = {**os.environ, "DATABASE_URL": database._replace(netloc=f"{database.username or 'root'}@127.0.0.1:"
-                                                                          f"{relay.port}").geturl(),
+    credentials = database.username or "root"
+    if database.password:
+        credentials += f":{database.password}"
+    relayed = database._replace(netloc=f"{credentials}@127.0.0.1:{relay.port}", query="").geturl()
+    process_env = {**os.environ, "DATABASE_URL": relayed,
                    "SERVICE_TOKENS": "relay:relay-token:write", "RETRY_AFTER_SECONDS": "1", "POOL_MIN_SIZE": "1",
                    "POOL_ACQUIRE_TIMEOUT": "1", "CONNECT_TIMEOUT": "1", "REDIS_URL": "", "BCRYPT_ROUNDS": "4",
                    "SWEEP_INTERVAL_SECONDS": "0"}
