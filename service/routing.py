@@ -29,10 +29,13 @@ class Route:
     answer: Any = None
     status: int = 200
     errors: tuple[int, ...] = ()
-    query: tuple[tuple[str, str], ...] = ()  # (name, description) of query parameters
+    query: tuple[tuple, ...] = ()  # (name, description[, JSON schema]) of query parameters
     also: tuple[int, ...] = ()  # other success statuses (an upsert answers 200 or 201)
     headers: tuple[tuple[str, str], ...] = ()  # (name, description) of required request headers
     tag: str = ""
+    listing: Any = None  # a list route's ListSpec: its query parameters and typed page in /openapi.json
+    item: Any = None  # the Struct a list route's rows are (their selected fields)
+    selectable: bool = False  # ?select= may leave fields out of the answer: none is required
 
 
 @dataclass

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -325,6 +325,14 @@ class CacheStats(Struct):
     hitRate: float
     errors: int
     backend: str
+
+
+class WebhookAnswer(Struct):
+    """applied; pending (its customer or user is not linked yet: applied when the checkout arrives);
+    duplicate (seen before, or older than the event applied); ignored (a type the service does not use)."""
+
+    received: bool
+    outcome: Literal["applied", "pending", "duplicate", "ignored"]
 
 
 class Health(Struct, omit_defaults=True):

@@ -36,7 +36,9 @@ async def get_chart(request):
 @routes.add("GET", "/v1/charts", scope=READ, answer=(Chart, ListPage), errors=(400, 404, 422),
             summary="With exactly userId and chartType: the newest unexpired entry. Otherwise a list "
                     "(see Lists: filter by userId, chartType, expiresAt, createdAt)",
-            query=(("userId", "the user"), ("chartType", "a ChartType, any case")))
+            query=(("userId", "the user (with chartType alone: the newest entry of the pair; in a list: a filter)"),
+                   ("chartType", "a ChartType, any case (with userId alone: the pair; in a list: a filter)")),
+            listing=lists.CHARTS, item=Chart)
 async def get_chart_for(request):
     query = request.query
     if set(query) != {"userId", "chartType"}:

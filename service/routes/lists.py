@@ -16,13 +16,18 @@ from ..listing import (
 from ..problems import not_found
 from ..queries import Q
 from ..routing import READ, RouteTable, json_response
-from ..schemas import ChartType, ListPage, Role, SubscriptionStatus
+from ..schemas import (
+    Account,
+    Authenticator,
+    ChartType,
+    ListPage,
+    Role,
+    Subscription,
+    SubscriptionStatus,
+    User,
+)
 
 routes = RouteTable("lists")
-LIST_QUERY = (("page", "1-based page (default 1)"), ("limit", "rows per page, 1..100 (default 10)"),
-              ("sort", "fields, comma separated; -field for descending"), ("select", "fields to return"),
-              ("cursor", "pagination.nextCursor of the previous page (keyset paging)"),
-              ("count", "exact (default), estimated or none"))
 
 USERS = ListSpec(
     table="users",
@@ -82,13 +87,14 @@ async def _page(request, spec: ListSpec, fixed_args=(), transform=None, db=None)
         return json_response(await run_list_query(conn, q, transform))
 
 
-@routes.add("GET", "/v1/users", scope=READ, summary="List users", answer=ListPage, query=LIST_QUERY, errors=(400,))
+@routes.add("GET", "/v1/users", scope=READ, summary="List users", answer=ListPage, listing=USERS, item=User,
+            errors=(400,))
 async def list_users(request):
     return await _page(request, USERS)
 
 
 @routes.add("GET", "/v1/users/{id}/accounts", scope=READ, summary="The user's OAuth accounts (a list)", answer=ListPage,
-            query=LIST_QUERY, errors=(400, 404))
+            listing=ACCOUNTS, item=Account, errors=(400, 404))
 async def list_user_accounts(request):
     return await _page_of_user(request, ACCOUNTS, deps_of(request).cipher.decrypt_account)
 
@@ -102,7 +108,7 @@ async def _page_of_user(request, spec: ListSpec, transform=None):
 
 
 @routes.add("GET", "/v1/users/{id}/authenticators", scope=READ, summary="The user's WebAuthn authenticators (a list)",
-            answer=ListPage, query=LIST_QUERY, errors=(400, 404))
+            answer=ListPage, listing=AUTHENTICATORS, item=Authenticator, errors=(400, 404))
 async def list_user_authenticators(request):
     return await _page_of_user(request, AUTHENTICATORS)
 
@@ -113,6 +119,6 @@ async def list_charts(request):
 
 
 @routes.add("GET", "/v1/subscriptions", scope=READ, summary="List subscriptions (by status, period end...)", answer=ListPage,
-            query=LIST_QUERY, errors=(400,))
+            listing=SUBSCRIPTIONS, item=Subscription, errors=(400,))
 async def list_subscriptions(request):
     return await _page(request, SUBSCRIPTIONS)

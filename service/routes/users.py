@@ -26,7 +26,7 @@ from ..schemas import (
     UserWithRelations,
     Valid,
 )
-from .params import comma_list, reject_unknown_params
+from .params import comma_list, comma_list_schema, reject_unknown_params
 
 routes = RouteTable("users")
 
@@ -46,9 +46,10 @@ async def create_users_batch(request):
     return json_response({"count": await users.create_users_batch(deps_of(request), body)})
 
 
-@routes.add("GET", "/v1/users/{id}", scope=READ, summary="One user", answer=UserWithRelations, errors=(404,),
-            query=(("select", "comma list of user fields to return"),
-                   ("include", "comma list of subscription, natalData, accounts")))
+@routes.add("GET", "/v1/users/{id}", scope=READ, summary="One user", answer=UserWithRelations, errors=(404,), selectable=True,
+            query=(("select", "comma list of user fields to return", comma_list_schema(users.USER_FIELDS)),
+                   ("include", "comma list of subscription, natalData, accounts",
+                    comma_list_schema(users.INCLUDABLE))))
 async def get_user(request):
     reject_unknown_params(request.query, ("select", "include"))
     select = comma_list(request.query, "select", users.USER_FIELDS)
