@@ -87,13 +87,16 @@ def run(command: list[str], cwd: Path, env: dict[str, str], timeout: float) -> s
 
 def test_authjs_adapter_suite_passes_against_the_service(service, tmp_path):
     base_url, _ = service
-    require_tool("node")
     npm = require_tool("npm")
     npx = require_tool("npx")
     env = {**os.environ, "AW_BASE_URL": base_url, "AW_TOKEN": WRITE_TOKEN, "CI": "true",
            "npm_config_update_notifier": "false", "npm_config_fund": "false", "npm_config_audit": "false"}
     run([npm, "ci", "--prefer-offline", "--no-audit", "--no-fund"], ADAPTER, env, timeout=300)
-    run([npm, "run", "--silent", "build"], ADAPTER, env, timeout=120)  # the package compiles...
+    run([npm, "run", "--silent", "build"], ADAPTER, env, timeout=120)  # the package compiles and loads...
+    node = require_tool("node")
+    loads = ("import('./dist/index.js').then((m) => { if (typeof m.AstrowellnessAdapter !== 'function'"
+             " || m.default !== m.AstrowellnessAdapter) process.exit(3) })")
+    run([node, "--input-type=module", "-e", loads], ADAPTER, env, timeout=60)
     run([npm, "run", "--silent", "typecheck"], ADAPTER, env, timeout=120)  # ...and its tests type-check
     report = tmp_path / "vitest.json"
     run([npx, "vitest", "run", "--reporter=json", f"--outputFile={report}"], ADAPTER, env, timeout=300)
