@@ -12,7 +12,16 @@ from ..data import charts
 from ..db import DatabaseUnavailable
 from ..deps import DEPS, SETTINGS, deps_of
 from ..problems import bad_request
-from ..routing import READ, WRITE, RouteTable, cached_json, created, json_response, path_part, read_body
+from ..routing import (
+    READ,
+    WRITE,
+    RouteTable,
+    cached_json,
+    created,
+    json_response,
+    path_part,
+    read_body,
+)
 from ..schemas import Chart, ChartCreate, Count, ListPage
 from . import lists
 

@@ -18,7 +18,7 @@ from ..routing import PUBLIC, RouteTable
 routes = RouteTable("operations")
 
 # Relative URLs: the page works under any prefix a proxy mounts the service at.
-PAGE = """<!doctype html>
+PAGE = b"""<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -33,7 +33,7 @@ PAGE = """<!doctype html>
 <script src="docs/init.js"></script>
 </body>
 </html>
-""".encode()
+"""
 
 INIT = b"""window.ui = SwaggerUIBundle({
   url: "openapi.json",
