@@ -9,10 +9,9 @@ from ..routing import (
     WRITE,
     RouteTable,
     cached_json,
-    json_response,
-    upserted,
     no_content,
     read_body,
+    upserted,
 )
 from ..schemas import NatalData, NatalDataIn
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from ..data import subscriptions
 from ..deps import deps_of
-from ..routing import READ, WRITE, RouteTable, cached_json, json_response, read_body, upserted
+from ..routing import (
+    READ,
+    WRITE,
+    RouteTable,
+    cached_json,
+    read_body,
+    upserted,
+)
 from ..schemas import Subscription, SubscriptionIn
 
 routes = RouteTable("subscriptions")
