@@ -7,7 +7,7 @@ import re
 import time
 import uuid
 
-from aiohttp import web
+from aiohttp import web, web_response
 
 from .auth import make_auth_middleware, parse_service_tokens
 from .deps import DEPS, METRICS, OPENAPI, REQUEST_ID, SETTINGS
@@ -106,9 +106,15 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
+SERVER = "astrowellness-data"
+# aiohttp would announce "Python/3.x aiohttp/3.x": versions help only an attacker. The signal below
+# names every answer of the app; aiohttp's own default covers the answers it writes before the app
+# runs (a malformed HTTP request), and has no public setting, hence the module constant.
+web_response.SERVER_SOFTWARE = SERVER
+
+
 async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
-    # aiohttp would announce "Python/3.x aiohttp/3.x": versions help only an attacker.
-    response.headers["Server"] = "astrowellness-data"
+    response.headers["Server"] = SERVER
 
 
 def _resources(settings: Settings, metrics: Metrics):
