@@ -34,6 +34,8 @@ PROBLEM_WHEN = {
     500: "an unexpected failure; quote requestId",
     503: "the database is unavailable; retry after Retry-After seconds",
 }
+# Their only key is a secret token, which never goes in a path: no Location to give.
+CREATED_WITHOUT_LOCATION = {"/v1/sessions", "/v1/verification-tokens"}
 _VALUE_OF_KIND = {
     "text": "text (like/ilike: * is the wildcard)", "time": "an RFC 3339 time (UTC if no zone)",
     "enum": "one of {labels}", "bool": "true or false", "int": "an integer", "float": "a number",
@@ -107,11 +109,9 @@ def _operation(route: Route, components: dict) -> dict:
         ok["content"] = {"application/json": {"schema": schema}}
     for status in (route.status, *route.also):
         answer = dict(ok)
-        if status == 201:
+        if status == 201 and route.path not in CREATED_WITHOUT_LOCATION:
             answer["headers"] = {"Location": {"description": "the path of the new resource",
                                               "schema": {"type": "string"}}}
-            if route.path.endswith("/sessions") or "verification-tokens" in route.path:
-                del answer["headers"]  # their key is a secret: it never goes in a path
         operation["responses"][str(status)] = answer
     codes = set(route.errors)
     if route.body is not None:

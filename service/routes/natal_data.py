@@ -30,7 +30,7 @@ async def get_natal_data(request):
 async def put_natal_data(request):
     body = await read_body(request, NatalDataIn)
     row, created = await natal_data.put_natal_data(deps_of(request), request.match_info["id"], body)
-    return upserted(row, created, request.path)
+    return upserted(row, created, request.rel_url.raw_path)
 
 
 @routes.add("DELETE", "/v1/users/{id}/natal-data", scope=WRITE, summary="Delete the user's birth data",

@@ -30,4 +30,4 @@ async def get_subscription(request):
 async def put_subscription(request):
     body = await read_body(request, SubscriptionIn)
     row, created = await subscriptions.put_subscription(deps_of(request), request.match_info["id"], body)
-    return upserted(row, created, request.path)
+    return upserted(row, created, request.rel_url.raw_path)
