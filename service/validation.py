@@ -29,6 +29,10 @@ _KIND_WORDS = {
     mi.DateTimeType: "a date-time with a time zone (RFC 3339)", mi.NoneType: "null",
 }
 _type_infos: dict[type, mi.Type] = {}
+# A 1 MB batch of bad rows has tens of thousands of errors: the answer lists the first MAX_LISTED (in
+# body order) and its detail counts them all, so a hostile body cannot make a multi-megabyte answer.
+MAX_LISTED = 100
+DETAIL_NAMES = 5
 
 
 def refused_body(raw: bytes, struct: type, exc: msgspec.ValidationError) -> Problem:
@@ -42,8 +46,10 @@ def refused_body(raw: bytes, struct: type, exc: msgspec.ValidationError) -> Prob
     if len(errors) == 1:
         detail = f"{errors[0].field}: {errors[0].message}"
     else:
-        detail = f"{len(errors)} fields are invalid: " + ", ".join(e.field for e in errors)
-    return Problem(422, detail, errors)
+        named = ", ".join(e.field for e in errors[:DETAIL_NAMES])
+        more = f" and {len(errors) - DETAIL_NAMES} more" if len(errors) > DETAIL_NAMES else ""
+        detail = f"{len(errors)} fields are invalid: {named}{more}"
+    return Problem(422, detail, errors[:MAX_LISTED])
 
 
 def field_errors(document: Any, struct: type) -> list[FieldError]:

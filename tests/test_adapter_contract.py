@@ -222,6 +222,14 @@ async def test_validation_reports_every_invalid_field_in_our_words(client):
     r = await client.post("/v1/users/batch", headers=WRITE,
                           json={"users": [{"email": "a@b.c"}, {"name": "no e-mail"}, {"email": "x" * 400}]})
     assert error_fields(await problem(r, 422)) == {"users[1].email", "users[2].email"}
+    # A batch of 10,000 bad rows: the first 100 errors are listed, the detail counts all 20,000.
+    r = await client.post("/v1/users/batch", headers=WRITE,
+                          json={"users": [{"email": "bad", "role": "x"} for _ in range(10_000)]})
+    body = await problem(r, 422)
+    assert len(body["errors"]) == 100 and body["errors"][0] == {"field": "users[0].email",
+                                                                  "message": "must be an e-mail address"}
+    assert body["detail"].startswith("20000 fields are invalid: users[0].email, users[0].role")
+    assert len(body["detail"]) < 200 and len(await r.read()) < 20_000
     r = await client.post("/v1/sessions", headers=WRITE, json={"userId": "", "expires": "soon"})
     assert {e["field"]: e["message"] for e in (await problem(r, 422))["errors"]} == {
         "userId": "must not be empty",
