@@ -7,7 +7,7 @@ import re
 import time
 import uuid
 
-from aiohttp import web
+from aiohttp import web, web_response
 
 from .auth import make_auth_middleware, parse_service_tokens
 from .deps import DEPS, METRICS, OPENAPI, REQUEST_ID, SETTINGS
@@ -16,11 +16,11 @@ from .metrics import Metrics
 from .openapi import build_openapi
 from .problems import problem_for
 from .resources import open_deps
-from .routes import accounts, ops, sessions, users
+from .routes import accounts, authenticators, ops, sessions, users
 from .routing import Route
 from .settings import Settings
 
-ROUTE_TABLES = (users.routes, accounts.routes, sessions.routes, ops.routes)
+ROUTE_TABLES = (users.routes, accounts.routes, sessions.routes, ops.routes, authenticators.routes)
 VERSION = "0.1.0"
 _GOOD_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Request ids: a random per-process prefix and a counter; unique across processes and restarts, and
@@ -38,10 +38,10 @@ def all_routes(tables=None) -> list[Route]:
 
 
 def app_route_tables():
-    from .routes import charts, lists, natal_data, stripe_webhook, subscriptions
+    from .routes import charts, docs, lists, natal_data, stripe_webhook, subscriptions
 
     return (*ROUTE_TABLES, subscriptions.routes, natal_data.routes, charts.routes, stripe_webhook.routes,
-            lists.routes)
+            lists.routes, docs.routes)
 
 
 def make_edge_middleware(metrics: Metrics, retry_after: int):
@@ -91,7 +91,11 @@ def create_app(settings: Settings) -> web.Application:
     )
     routes = all_routes()
     for route in routes:
-        app.router.add_route(route.method, route.path, route.handler)
+        if route.method == "GET":  # HEAD too: the same answer without its body
+            app.router.add_get(route.path, route.handler, allow_head=True)
+        else:
+            app.router.add_route(route.method, route.path, route.handler)
+    app.on_response_prepare.append(_server_header)
     app[METRICS] = metrics
     app[OPENAPI] = build_openapi(routes, VERSION)
     app[SETTINGS] = settings
@@ -100,6 +104,17 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(sweep_in_background)
     return app
+
+
+SERVER = "astrowellness-data"
+# aiohttp would announce "Python/3.x aiohttp/3.x": versions help only an attacker. The signal below
+# names every answer of the app; aiohttp's own default covers the answers it writes before the app
+# runs (a malformed HTTP request), and has no public setting, hence the module constant.
+web_response.SERVER_SOFTWARE = SERVER
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = SERVER
 
 
 def _resources(settings: Settings, metrics: Metrics):

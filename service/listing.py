@@ -72,11 +72,12 @@ class ListSpec:
     fields: tuple[Field, ...]
     default_sort: tuple[str, ...]
     fixed_where: tuple[str, ...] = ()  # conditions with $1.. placeholders for the route's own arguments
+    key: str = "id"  # a unique field: the final tie-breaker of every order (keyset paging needs one)
     by_name: dict[str, Field] = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
         self.by_name.update({f.name: f for f in self.fields})
-        assert "id" in self.by_name, "lists use id as the final tie-breaker"
+        assert self.key in self.by_name, "lists use a unique key as the final tie-breaker"
 
 
 @dataclass
@@ -198,8 +199,8 @@ def _sort(spec: ListSpec, raw: str | None) -> tuple[tuple[Field, bool], ...]:
         if any(existing.name == name for existing, _ in order):
             raise bad_request("sort", f"{name!r} is named twice")
         order.append((f, descending))
-    if not any(f.name == "id" for f, _ in order):
-        order.append((spec.by_name["id"], order[-1][1] if order else False))
+    if not any(f.name == spec.key for f, _ in order):
+        order.append((spec.by_name[spec.key], order[-1][1] if order else False))
     return tuple(order)
 
 

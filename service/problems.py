@@ -27,6 +27,9 @@ TITLES = {
     500: ("internal_error", "Internal server error"),
     503: ("unavailable", "Service unavailable"),
 }
+# A path no route serves (a wrong base URL, a typo) is not a missing row: its own code, so a client
+# never reads "no such route" as "no such user".
+ROUTE_NOT_FOUND = "route_not_found"
 
 
 class FieldError(msgspec.Struct):
@@ -69,8 +72,10 @@ def bad_request(field: str, message: str) -> Problem:
 _encode = msgspec.json.Encoder().encode
 
 
-def problem_response(status: int, detail: str, errors=None, headers=None, request_id=None) -> web.Response:
-    code, title = TITLES.get(status, ("error", "Error"))
+def problem_response(status: int, detail: str, errors=None, headers=None, request_id=None,
+                     code: str | None = None) -> web.Response:
+    default_code, title = TITLES.get(status, ("error", "Error"))
+    code = code or default_code
     body = ProblemBody(
         type=f"https://astrowellness.dev/problems/{code}", title=title, status=status,
         detail=detail, code=code, errors=errors, requestId=request_id,
@@ -155,6 +160,10 @@ def problem_for(exc: Exception, request: web.Request, request_id: str | None, re
         if exc.status < 400:
             raise
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow",)}
+        if exc.status == 404 and request.match_info.route.resource is None:
+            return problem_response(404, "no route serves this path; check the base URL and the method",
+                                    None, headers, request_id,
+                                    code=ROUTE_NOT_FOUND)
         return problem_response(exc.status, exc.reason or "error", None, headers, request_id)
     except Exception:
         log.exception("unhandled error", extra={"request_id": request_id})

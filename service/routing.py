@@ -6,12 +6,14 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
+from urllib.parse import quote
 
 import msgspec
 from aiohttp import web
 
 from .deps import SETTINGS
 from .problems import Problem, not_found, validation
+from .validation import refused_body
 
 READ, WRITE, PUBLIC = "read", "write", "public"
 
@@ -27,10 +29,13 @@ class Route:
     answer: Any = None
     status: int = 200
     errors: tuple[int, ...] = ()
-    query: tuple[tuple[str, str], ...] = ()  # (name, description) of query parameters
+    query: tuple[tuple, ...] = ()  # (name, description[, JSON schema]) of query parameters
     also: tuple[int, ...] = ()  # other success statuses (an upsert answers 200 or 201)
     headers: tuple[tuple[str, str], ...] = ()  # (name, description) of required request headers
     tag: str = ""
+    listing: Any = None  # a list route's ListSpec: its query parameters and typed page in /openapi.json
+    item: Any = None  # the Struct a list route's rows are (their selected fields)
+    selectable: bool = False  # ?select= may leave fields out of the answer: none is required
 
 
 @dataclass
@@ -69,8 +74,8 @@ async def read_body(request: web.Request, struct: type):
         decoder = _decoders[struct] = msgspec.json.Decoder(struct)
     try:
         return decoder.decode(raw)
-    except msgspec.ValidationError:
-        raise
+    except msgspec.ValidationError as exc:
+        raise refused_body(raw, struct, exc) from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         # msgspec raises UnicodeDecodeError for invalid UTF-8 inside a string.
         field = non_utf8_field(raw)
@@ -110,6 +115,23 @@ def non_utf8_field(raw: bytes) -> str | None:
 
 def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=_encode(data), status=status, content_type="application/json")
+
+
+def created(data: Any, location: str) -> web.Response:
+    """201 with the new resource and where to read it again (`location`: a path, its parts quoted)."""
+    response = json_response(data, 201)
+    response.headers["Location"] = location
+    return response
+
+
+def upserted(data: Any, was_created: bool, path: str) -> web.Response:
+    """A PUT's answer: 201 with Location (the PUT's own path) when it created the resource, else 200."""
+    return created(data, path) if was_created else json_response(data)
+
+
+def path_part(value: str) -> str:
+    """A value as one path segment of a Location (a provider id may hold '/', '?', '#' or spaces)."""
+    return quote(value, safe="")
 
 
 def cached_json(body: bytes | None, what: str) -> web.Response:

@@ -6,5 +6,6 @@ RETURNING identifier, token, expires
 
 -- name: use_verification_token
 -- Deleted and returned in one statement: a token is used at most once, however many callers race.
-DELETE FROM verification_tokens WHERE identifier = $1 AND token = $2
+-- The token alone is unique (verification_tokens_token_key); the identifier, when given, must match.
+DELETE FROM verification_tokens WHERE token = $2 AND ($1::text IS NULL OR identifier = $1)
 RETURNING identifier, token, expires

@@ -240,7 +240,8 @@ def test_reset_refuses_without_yes_and_in_production(empty_database):
 
 def test_migrate_new_writes_the_next_numbered_pair(tmp_path, monkeypatch):
     for p in MIGRATIONS_DIR.glob("*.sql"):
-        (tmp_path / p.name).write_text(p.read_text())
+        if p.name[:4] <= "0013":  # a fixed set: later branches add their own numbers
+            (tmp_path / p.name).write_text(p.read_text())
     monkeypatch.setattr(migrate, "MIGRATIONS_DIR", tmp_path)
     forward, backward = migrate.new_migration("Add user locale!")
     assert Path(forward).name == "0014_add_user_locale.sql"

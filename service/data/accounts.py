@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncpg
 
+from ..crypto import ENCRYPTED_ACCOUNT_FIELDS
 from ..deps import Deps
 from ..ids import new_id
 from ..problems import not_found, validation
 from ..queries import Q
-from ..schemas import AccountCreate
+from ..schemas import AccountCreate, to_dict
+
+# In the order of sql/accounts.sql's update_account_tokens parameters.
+ACCOUNT_TOKEN_FIELDS = ("access_token", "refresh_token", "expires_at", "token_type", "scope", "id_token",
+                        "session_state")
 
 
 async def link_account(deps: Deps, body: AccountCreate) -> dict:
@@ -36,3 +41,19 @@ async def get_account(deps: Deps, provider: str, provider_account_id: str) -> di
 async def unlink_account(deps: Deps, provider: str, provider_account_id: str) -> None:
     if await deps.db.fetchval(Q.delete_account, provider, provider_account_id) is None:
         raise not_found("account")
+
+
+async def update_account_tokens(deps: Deps, provider: str, provider_account_id: str, patch) -> dict:
+    """Replace the tokens sent (refresh-token rotation); the ones left out are kept."""
+    changes = to_dict(patch)
+    sent = [name for name in ENCRYPTED_ACCOUNT_FIELDS if name in changes]
+    # encrypt_account fills in every token field; only the ones sent may change.
+    encrypted = deps.cipher.encrypt_account({name: changes[name] for name in sent})
+    changes.update({name: encrypted[name] for name in sent})
+    args = [provider, provider_account_id]
+    for name in ACCOUNT_TOKEN_FIELDS:
+        args += [name in changes, changes.get(name)]
+    row = await deps.db.fetchrow(Q.update_account_tokens, *args)
+    if row is None:
+        raise not_found("account")
+    return deps.cipher.decrypt_account(row)

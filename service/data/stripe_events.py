@@ -39,6 +39,9 @@ HANDLED = SUBSCRIPTION_EVENTS | set(INVOICE_EVENTS) | {CHECKOUT}
 
 
 class StripeEvent(msgspec.Struct):
+    """A Stripe event as Stripe sends it (more fields are allowed and ignored); `data.object` is the
+    subscription, invoice or checkout session the event is about."""
+
     id: str
     type: str
     created: int

@@ -12,7 +12,16 @@ from ..data import charts
 from ..db import DatabaseUnavailable
 from ..deps import DEPS, SETTINGS, deps_of
 from ..problems import bad_request
-from ..routing import READ, WRITE, RouteTable, cached_json, json_response, read_body
+from ..routing import (
+    READ,
+    WRITE,
+    RouteTable,
+    cached_json,
+    created,
+    json_response,
+    path_part,
+    read_body,
+)
 from ..schemas import Chart, ChartCreate, Count, ListPage
 from . import lists
 
@@ -24,7 +33,8 @@ routes = RouteTable("charts")
             body=ChartCreate, answer=Chart, status=201, errors=(422,))
 async def create_chart(request):
     body = await read_body(request, ChartCreate)
-    return json_response(await charts.create_chart(deps_of(request), body), 201)
+    chart = await charts.create_chart(deps_of(request), body)
+    return created(chart, f"/v1/charts/{path_part(chart['id'])}")
 
 
 @routes.add("GET", "/v1/charts/{id}", scope=READ, summary="An unexpired chart entry", answer=Chart, errors=(404,))
@@ -35,7 +45,9 @@ async def get_chart(request):
 @routes.add("GET", "/v1/charts", scope=READ, answer=(Chart, ListPage), errors=(400, 404, 422),
             summary="With exactly userId and chartType: the newest unexpired entry. Otherwise a list "
                     "(see Lists: filter by userId, chartType, expiresAt, createdAt)",
-            query=(("userId", "the user"), ("chartType", "a ChartType, any case")))
+            query=(("userId", "the user (with chartType alone: the newest entry of the pair; in a list: a filter)"),
+                   ("chartType", "a ChartType, any case (with userId alone: the pair; in a list: a filter)")),
+            listing=lists.CHARTS, item=Chart)
 async def get_chart_for(request):
     query = request.query
     if set(query) != {"userId", "chartType"}:

@@ -16,13 +16,18 @@ from ..listing import (
 from ..problems import not_found
 from ..queries import Q
 from ..routing import READ, RouteTable, json_response
-from ..schemas import ChartType, ListPage, Role, SubscriptionStatus
+from ..schemas import (
+    Account,
+    Authenticator,
+    ChartType,
+    ListPage,
+    Role,
+    Subscription,
+    SubscriptionStatus,
+    User,
+)
 
 routes = RouteTable("lists")
-LIST_QUERY = (("page", "1-based page (default 1)"), ("limit", "rows per page, 1..100 (default 10)"),
-              ("sort", "fields, comma separated; -field for descending"), ("select", "fields to return"),
-              ("cursor", "pagination.nextCursor of the previous page (keyset paging)"),
-              ("count", "exact (default), estimated or none"))
 
 USERS = ListSpec(
     table="users",
@@ -42,6 +47,16 @@ ACCOUNTS = ListSpec(
             text("session_state", nullable=True, filter=False, sort=False)),
     default_sort=("provider", "providerAccountId"),
     fixed_where=('"userId" = $1',),
+)
+
+AUTHENTICATORS = ListSpec(
+    table="authenticators",
+    fields=(text("credentialID"), text("userId", filter=False), text("providerAccountId"),
+            text("credentialPublicKey", filter=False, sort=False), integer("counter"),
+            text("credentialDeviceType"), boolean("credentialBackedUp"), text("transports", nullable=True)),
+    default_sort=("credentialID",),
+    fixed_where=('"userId" = $1',),
+    key="credentialID",
 )
 
 CHARTS = ListSpec(
@@ -72,19 +87,30 @@ async def _page(request, spec: ListSpec, fixed_args=(), transform=None, db=None)
         return json_response(await run_list_query(conn, q, transform))
 
 
-@routes.add("GET", "/v1/users", scope=READ, summary="List users", answer=ListPage, query=LIST_QUERY, errors=(400,))
+@routes.add("GET", "/v1/users", scope=READ, summary="List users", answer=ListPage, listing=USERS, item=User,
+            errors=(400,))
 async def list_users(request):
     return await _page(request, USERS)
 
 
 @routes.add("GET", "/v1/users/{id}/accounts", scope=READ, summary="The user's OAuth accounts (a list)", answer=ListPage,
-            query=LIST_QUERY, errors=(400, 404))
+            listing=ACCOUNTS, item=Account, errors=(400, 404))
 async def list_user_accounts(request):
-    deps = deps_of(request)
+    return await _page_of_user(request, ACCOUNTS, deps_of(request).cipher.decrypt_account)
+
+
+async def _page_of_user(request, spec: ListSpec, transform=None):
+    """A list of the user's rows; an unknown user is a 404 rather than an empty page."""
     user_id = request.match_info["id"]
-    if not await deps.read_db.fetchval(Q.user_exists, user_id):
+    if not await deps_of(request).read_db.fetchval(Q.user_exists, user_id):
         raise not_found("user")
-    return await _page(request, ACCOUNTS, [user_id], deps.cipher.decrypt_account)
+    return await _page(request, spec, [user_id], transform)
+
+
+@routes.add("GET", "/v1/users/{id}/authenticators", scope=READ, summary="The user's WebAuthn authenticators (a list)",
+            answer=ListPage, listing=AUTHENTICATORS, item=Authenticator, errors=(400, 404))
+async def list_user_authenticators(request):
+    return await _page_of_user(request, AUTHENTICATORS)
 
 
 async def list_charts(request):
@@ -93,6 +119,6 @@ async def list_charts(request):
 
 
 @routes.add("GET", "/v1/subscriptions", scope=READ, summary="List subscriptions (by status, period end...)", answer=ListPage,
-            query=LIST_QUERY, errors=(400,))
+            listing=SUBSCRIPTIONS, item=Subscription, errors=(400,))
 async def list_subscriptions(request):
     return await _page(request, SUBSCRIPTIONS)

@@ -9,6 +9,7 @@ from ..data import stripe_events
 from ..deps import deps_of
 from ..problems import Problem
 from ..routing import PUBLIC, RouteTable, json_response
+from ..schemas import WebhookAnswer
 
 routes = RouteTable("stripe")
 
@@ -29,7 +30,7 @@ def verify_signature(payload: bytes, header: str | None, secrets: list[str], tol
 
 
 @routes.add("POST", "/v1/stripe/webhook", scope=PUBLIC, summary="Stripe events (signed with Stripe-Signature)",
-            errors=(400,), headers=(("Stripe-Signature", "t=<unix time>,v1=<HMAC-SHA256 hex>"),))
+            body=stripe_events.StripeEvent, answer=WebhookAnswer, errors=(400,), headers=(("Stripe-Signature", "t=<unix time>,v1=<HMAC-SHA256 hex>"),))
 async def stripe_webhook(request: web.Request):
     deps = deps_of(request)
     payload = await request.read()

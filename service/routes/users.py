@@ -10,8 +10,10 @@ from ..routing import (
     WRITE,
     RouteTable,
     cached_json,
+    created,
     json_response,
     no_content,
+    path_part,
     read_body,
 )
 from ..schemas import (
@@ -24,7 +26,7 @@ from ..schemas import (
     UserWithRelations,
     Valid,
 )
-from .params import comma_list, reject_unknown_params
+from .params import comma_list, comma_list_schema, reject_unknown_params
 
 routes = RouteTable("users")
 
@@ -33,7 +35,8 @@ routes = RouteTable("users")
             body=UserCreate, answer=UserWithRelations, status=201, errors=(409, 422))
 async def create_user(request):
     body = await read_body(request, UserCreate)
-    return json_response(await users.create_user(deps_of(request), body), 201)
+    user = await users.create_user(deps_of(request), body)
+    return created(user, f"/v1/users/{path_part(user['id'])}")
 
 
 @routes.add("POST", "/v1/users/batch", scope=WRITE, summary="Create many users in one statement",
@@ -43,9 +46,10 @@ async def create_users_batch(request):
     return json_response({"count": await users.create_users_batch(deps_of(request), body)})
 
 
-@routes.add("GET", "/v1/users/{id}", scope=READ, summary="One user", answer=UserWithRelations, errors=(404,),
-            query=(("select", "comma list of user fields to return"),
-                   ("include", "comma list of subscription, natalData, accounts")))
+@routes.add("GET", "/v1/users/{id}", scope=READ, summary="One user", answer=UserWithRelations, errors=(404,), selectable=True,
+            query=(("select", "comma list of user fields to return", comma_list_schema(users.USER_FIELDS)),
+                   ("include", "comma list of subscription, natalData, accounts",
+                    comma_list_schema(users.INCLUDABLE))))
 async def get_user(request):
     reject_unknown_params(request.query, ("select", "include"))
     select = comma_list(request.query, "select", users.USER_FIELDS)
