@@ -54,6 +54,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     migrate_lock_timeout: int = 600
 
+    # list cost (issue 15): see docs/API.md § Lists
+    list_count_cap: int = 10000
+    list_count_cache_seconds: float = 5.0
+    list_max_offset_rows: int = 10000
+    list_max_filters: int = 10
+    list_max_pattern_length: int = 100
+    list_expensive_timeout_ms: int = 2000
+
     @property
     def is_production(self) -> bool:
         return self.environment.lower() in ("production", "prod")
