@@ -62,6 +62,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     list_max_pattern_length: int = 100
     list_expensive_timeout_ms: int = 2000
 
+    # expired sessions and sign-in tokens (issue 15): the sweeps pause between batches
+    sweep_pause_ms: int = 20
+
     @property
     def is_production(self) -> bool:
         return self.environment.lower() in ("production", "prod")
