@@ -304,7 +304,7 @@ def build_list_query(spec: ListSpec, query, fixed_args: list[Any] = (),
             raise bad_request(name, "is not a field of this list")
     limit = _int_param(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     page = _int_param(query, "page", 1, 1, 1_000_000)
-    if page * limit > limits.max_offset_rows:
+    if page > 1 and page * limit > limits.max_offset_rows:
         raise bad_request("page", f"page x limit may be at most {limits.max_offset_rows} rows; for deeper pages "
                                   "follow pagination.nextCursor with cursor=")
     count_mode = query.get("count", "auto")
