@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -127,7 +126,7 @@ FROM generate_series(1, {n["tokens"]}) AS i"""),
 def sizes(scale: float) -> dict:
     base = {"users": 1_000_000, "accounts": 1_200_000, "sessions": 2_000_000, "subscriptions": 300_000,
             "natal": 500_000, "charts": 2_000_000, "tokens": 200_000}
-    return {k: max(10, int(v * scale)) for k, v in base.items()}
+    return {k: max(10, round(v * scale)) for k, v in base.items()}
 
 
 def url_of(admin_url: str, database: str) -> str:
@@ -213,7 +212,10 @@ async def measure_requests(url: str, n: dict, count: int) -> list[tuple[str, dic
     client = TestClient(TestServer(create_app(settings)))
     await client.start_server()
     users = n["users"]
-    user_id = lambda i: f"u{(i * 7919) % users + 1:07d}"  # noqa: E731
+
+    def user_id(i: int) -> str:
+        return f"u{(i * 7919) % users + 1:07d}"
+
     results = []
     try:
         r = await client.put(f"/v1/users/{user_id(0)}/password", json={"password": "correct horse battery"},
@@ -292,10 +294,10 @@ async def measure_sweeps(admin_url: str, name: str, batch: int) -> dict:
         out = {}
         try:
             for table in sweeps.SWEEPS:
-                latencies = []
+                latencies: list[float] = []
                 done = asyncio.Event()
 
-                async def reader(k):
+                async def reader(k, done=done, latencies=latencies):
                     i = k
                     while not done.is_set():
                         i += 4
@@ -335,9 +337,9 @@ async def measure_sweeps(admin_url: str, name: str, batch: int) -> dict:
 
 def report(n: dict, build: dict, requests: list, swept: dict, count: int, batch: int, elapsed: float) -> str:
     lines = [BEGIN, "", "## Scale: 1M users (bench/scale.py)", "",
-             f"`nice .venv/bin/python bench/scale.py` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-             f"{os.cpu_count()} cores shared with other jobs (noisy: compare rows of one run), "
-             f"Python {platform.python_version()}, PostgreSQL on the same machine; {elapsed / 60:.0f} min in all.",
+             (f"`nice .venv/bin/python bench/scale.py` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+              f"{os.cpu_count()} cores shared with other jobs (noisy: compare rows of one run), "
+              f"Python {platform.python_version()}, PostgreSQL on the same machine; {elapsed / 60:.0f} min in all."),
              "", "Data set: " + ", ".join(f"{v:,} {k}" for k, v in n.items())
              + " (sessions and tokens half expired, charts 60% expired).", ""]
     if build:
@@ -347,10 +349,10 @@ def report(n: dict, build: dict, requests: list, swept: dict, count: int, batch:
     for name, r in requests:
         lines.append(f"| {name} | {r['status']} | {r['p50']:.1f} | {r['p99']:.1f} | {r['max']:.1f} |")
     if swept:
-        lines += ["", f"Sweeps (batch {batch:,}, `SWEEP_PAUSE_MS` 20) on a copy, with 4 readers "
-                      "(user reads and session lookups) running meanwhile:", "",
-                  "| table | rows | s | rows/s | batches | longest batch ms | WAL MB | dead rows after | "
-                  "reads | read p50 ms | read p99 ms | read max ms |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += ["", (f"Sweeps (batch {batch:,}, `SWEEP_PAUSE_MS` 20) on a copy, with 4 readers "
+                       "(user reads and session lookups) running meanwhile:"), "",
+                  ("| table | rows | s | rows/s | batches | longest batch ms | WAL MB | dead rows after | "
+                   "reads | read p50 ms | read p99 ms | read max ms |"), "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for table, s in swept.items():
             lines.append(f"| {table} | {s['rows']:,} | {s['seconds']:.1f} | {s['rows_per_s']:,.0f} | {s['batches']} | "
                          f"{s['longest_batch_ms']:.0f} | {s['wal_mb']:.0f} | {s['dead_after']:,} | {s['reads']:,} | "

@@ -4,7 +4,11 @@ Identifiers in the SQL come only from a route's declared fields (a whitelist); e
 sends becomes a `$n` parameter. Anything not declared is a 400 naming the parameter.
 
     GET /v1/users?sort=-createdAt,email&select=id,email&role=eq.admin&createdAt=gte.2026-01-01T00:00:00Z
-    GET /v1/users?name=not.is.null&email=ilike.*@example.com&limit=50&cursor=<nextCursor>&count=none
+    GET /v1/users?email=ilike.*@example.com&limit=50&cursor=<nextCursor>&count=none
+
+What a request may cost (API.md § What a list request may cost, ListLimits): counts stop at a cap
+(count=auto), offsets at page x limit, and a filter or sort that no index serves is answered only when the
+index-backed conditions leave at most count_cap rows (the row budget).
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from pathlib import Path
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg

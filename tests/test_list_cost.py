@@ -9,6 +9,7 @@ One seeded database for the module: 300 users (names/emails with known substring
 from __future__ import annotations
 
 import asyncio
+
 import asyncpg
 import pytest
 from multidict import MultiDict
@@ -64,8 +65,7 @@ def cost_db():
 
 
 def settings_for(url, redis_url, **overrides):
-    values = dict(cache_enabled=False, list_count_cap=CAP, list_max_offset_rows=CAP)
-    values.update(overrides)
+    values = {"cache_enabled": False, "list_count_cap": CAP, "list_max_offset_rows": CAP, **overrides}
     return make_settings(url, redis_url, **values)
 
 
@@ -255,7 +255,7 @@ async def test_a_deep_cursor_with_mixed_directions_starts_at_the_cursor_in_the_i
     q = build_list_query(USERS, MultiDict([("sort", "-createdAt,id")]))
     row = {"createdAt": "2026-01-01T01:00:00.000Z", "id": "u0060"}
     pairs = [("sort", "-createdAt,id"), ("cursor", encode_cursor(USERS, q.sort, row))]
-    indexes, nodes = await plan_of(planner, USERS, pairs)
+    _, nodes = await plan_of(planner, USERS, pairs)
     scans = [n for n in nodes if n.get("Index Name") == "users_createdAt_id_idx"]
     assert scans and "createdAt" in scans[0].get("Index Cond", ""), scans  # a range, not a filter over all
 

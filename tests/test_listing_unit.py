@@ -9,11 +9,19 @@ from datetime import datetime
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from multidict import MultiDict
 
 from service.db import encode_timestamp
-from service.listing import DEFAULT_LIMITS, RESERVED, ListQuery, _cursor_secret, build_list_query, encode_cursor
+from service.listing import (
+    DEFAULT_LIMITS,
+    RESERVED,
+    ListQuery,
+    _cursor_secret,
+    build_list_query,
+    encode_cursor,
+)
 from service.problems import Problem
 from service.routes.lists import ACCOUNTS, CHARTS, SUBSCRIPTIONS, USERS
 

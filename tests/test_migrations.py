@@ -263,3 +263,20 @@ def test_every_migration_has_a_rollback_and_a_header():
     for path in forwards:
         assert path.with_name(path.stem + ".rollback.sql").exists(), path
         assert path.read_text().startswith(f"-- {path.name[:4]} "), path
+
+
+def test_a_migration_needing_a_missing_extension_stays_pending(empty_database, tmp_path, monkeypatch):
+    """`-- requires-extension:` (0030/0031 need pg_trgm, which the embedded PostgreSQL lacks): the migrator
+    applies everything else and leaves that file pending instead of failing the deploy."""
+    for p in MIGRATIONS_DIR.glob("*.sql"):
+        (tmp_path / p.name).write_text(p.read_text())
+    (tmp_path / "0099_needs_missing.sql").write_text(
+        "-- 0099 needs an extension no server has.\n-- requires-extension: aw_no_such_extension\n"
+        "-- depends: 0034_autovacuum_settings\n\nCREATE EXTENSION aw_no_such_extension;\n")
+    (tmp_path / "0099_needs_missing.rollback.sql").write_text("-- Rollback of 0099.\n")
+    monkeypatch.setattr(migrate, "MIGRATIONS_DIR", tmp_path)
+    applied = migrate.apply(empty_database)
+    assert "0099_needs_missing" not in applied and "0034_autovacuum_settings" in applied
+    assert "0030_pg_trgm_extension" in applied  # available on this server
+    statuses = {s.id: s.applied for s in migrate.status(empty_database)}
+    assert statuses["0099_needs_missing"] is False and statuses["0031_users_search_indexes"] is True

@@ -15,8 +15,8 @@ from ..problems import validation
 from ..queries import Q
 from ..schemas import ChartCreate, ChartType
 from . import keys
-from .sweeps import SweepResult, sweep_table
 from .sessions import seconds_until
+from .sweeps import SweepResult, sweep_table
 
 log = logging.getLogger("service.charts")
 encode = msgspec.json.Encoder().encode
