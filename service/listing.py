@@ -342,7 +342,7 @@ def build_list_query(spec: ListSpec, query, fixed_args: list[Any] = (),
                 raise bad_request(name, f"a list takes at most {limits.max_filters} filters")
             sql, served = _condition(f, raw, args, name, limits)
             where.append(sql)
-            is_pattern = "like." in raw[:10]
+            is_pattern = raw.removeprefix("not.").partition(".")[0] in ("like", "ilike")
             patterns += is_pattern
             if served:
                 served_where.append(sql)

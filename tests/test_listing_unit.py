@@ -333,3 +333,32 @@ def test_cursor_round_trip_and_keyset_condition():
 def test_reserved_names_are_not_fields():
     for spec, _ in SPECS.values():
         assert not set(RESERVED) & set(spec.by_name)
+
+
+def test_what_is_expensive_and_what_needs_the_row_budget():
+    # searches and exact counts run under the short timeout; a value that merely contains "like." does not
+    assert build([("email", "ilike.*abc*")]).expensive and build([("count", "exact")]).expensive
+    assert not build([("email", "eq.like.x")]).expensive and not build([]).expensive
+    # index-backed: no budget query
+    for pairs in ([], [("email", "ilike.*abc*")], [("role", "eq.ADMIN")], [("sort", "email")],
+                  [("createdAt", "gte.2026-01-01T00:00:00Z")]):
+        assert build(pairs).budget_sql is None, pairs
+    # not index-backed: the budget counts the rows the index-backed conditions leave (renumbered $n)
+    q = build([("name", "ilike.*a*"), ("role", "eq.ADMIN"), ("sort", "name")])
+    assert q.budget_param == "name" and q.budget_args == ["ADMIN"]
+    assert q.budget_sql == ('SELECT count(*) FROM (SELECT 1 FROM users WHERE "role" = $1::"Role" LIMIT 10001) '
+                            'AS capped')
+    assert build([("sort", "updatedAt")]).budget_param == "sort"
+    assert build([("role", "neq.USER")]).budget_param == "role"
+    # the accounts of one user are few: nothing is budgeted
+    assert build([("provider", "like.g*"), ("sort", "scope")], ACCOUNTS, ["u1"]).budget_sql is None
+
+
+def test_offset_cap_and_pattern_caps():
+    build([("page", "100"), ("limit", "100")])  # 10,000 rows: the cap itself
+    for pairs, field in (([("page", "101"), ("limit", "100")], "page"), ([("page", "1001")], "page"),
+                         ([("email", "like." + "x" * 101)], "email"),
+                         ([("createdAt", "gte.2026-01-01T00:00:00Z")] * 11, "createdAt")):
+        with pytest.raises(Problem) as caught:
+            build(pairs)
+        assert caught.value.status == 400 and caught.value.errors[0].field == field
