@@ -22,8 +22,10 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS "subscriptions_createdAt_id_idx" ON "sub
 CREATE INDEX CONCURRENTLY IF NOT EXISTS "subscriptions_status_createdAt_id_idx"
     ON "subscriptions"("status", "createdAt", "id");
 
+-- NULLS FIRST: the list's order for a nullable field (ASC NULLS FIRST, or backwards DESC NULLS LAST).
 -- squawk-ignore ban-concurrent-index-creation-in-transaction
-CREATE INDEX CONCURRENTLY IF NOT EXISTS "subscriptions_currentPeriodEnd_idx" ON "subscriptions"("currentPeriodEnd");
+CREATE INDEX CONCURRENTLY IF NOT EXISTS "subscriptions_currentPeriodEnd_idx"
+    ON "subscriptions"("currentPeriodEnd" NULLS FIRST, "id");
 
 -- squawk-ignore ban-concurrent-index-creation-in-transaction
 CREATE INDEX CONCURRENTLY IF NOT EXISTS "users_role_createdAt_id_idx" ON "users"("role", "createdAt", "id");

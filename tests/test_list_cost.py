@@ -327,3 +327,35 @@ async def test_sweeps_delete_exactly_the_expired_rows_and_report_in_metrics(aioh
             await conn.close()
     finally:
         await drop_database(url)
+
+
+async def test_count_auto_takes_the_planners_word_when_it_expects_over_ten_times_the_cap(aiohttp_client, redis_url):
+    """Stale statistics make the difference visible: the planner expects 3,000 rows, 40 are left. With a
+    cap of 100, 3,000 > 10 x 100, so no rows are counted (the figure is flagged an estimate); with a cap
+    of 400 the planner's 3,000 is under 4,000, so the rows are counted up to the cap: exactly 40."""
+    url = await create_database()
+    try:
+        await asyncio.to_thread(migrate.apply, url)
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("ALTER TABLE users SET (autovacuum_enabled = false)")
+            await conn.execute("INSERT INTO users (id, email, \"updatedAt\") SELECT 'x' || i, 'x' || i || '@t.test', "
+                               "now() FROM generate_series(1, 3000) i")
+            await conn.execute("ANALYZE users")
+            await conn.execute("DELETE FROM users WHERE id NOT IN (SELECT 'x' || i FROM generate_series(1, 40) i)")
+        finally:
+            await conn.close()
+        trusting = await aiohttp_client(create_app(settings_for(url, redis_url, list_count_cap=100,
+                                                                list_max_offset_rows=10_000)))
+        body = await get(trusting, "/v1/users")
+        assert body["pagination"]["totalIsEstimate"] is True and body["pagination"]["total"] >= 2500
+        assert len(body["data"]) == 10  # the page itself is real rows
+        # the row budget also refuses on the planner's word (sort=name is not index-backed)
+        assert (await get(trusting, "/v1/users", 400, sort="name"))["errors"][0]["field"] == "sort"
+        counting = await aiohttp_client(create_app(settings_for(url, redis_url, list_count_cap=400,
+                                                                list_max_offset_rows=10_000)))
+        body = await get(counting, "/v1/users")
+        assert body["pagination"] == {**body["pagination"], "total": 40, "totalIsEstimate": False}
+        assert len((await get(counting, "/v1/users", sort="name", limit="100"))["data"]) == 40
+    finally:
+        await drop_database(url)

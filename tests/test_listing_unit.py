@@ -350,6 +350,9 @@ def test_what_is_expensive_and_what_needs_the_row_budget():
                             'AS capped')
     assert build([("sort", "updatedAt")]).budget_param == "sort"
     assert build([("role", "neq.USER")]).budget_param == "role"
+    # nullable fields sort NULLS FIRST ascending: only an index built that way serves the sort
+    assert build([("sort", "currentPeriodEnd")], SUBSCRIPTIONS).budget_sql is None
+    assert build([("sort", "-userId")], CHARTS).budget_param == "sort"
     # the accounts of one user are few: nothing is budgeted
     assert build([("provider", "like.g*"), ("sort", "scope")], ACCOUNTS, ["u1"]).budget_sql is None
 

@@ -73,7 +73,7 @@ SUBSCRIPTIONS = ListSpec(
             text("stripeCustomerId", nullable=True, indexed=True),
             text("stripeSubscriptionId", nullable=True, indexed=True), text("stripePriceId", nullable=True),
             enum("status", "SubscriptionStatus", SubscriptionStatus.__members__, indexed=True),
-            time("currentPeriodEnd", nullable=True, indexed=True), boolean("cancelAtPeriodEnd"),
+            time("currentPeriodEnd", nullable=True, indexed=True, nulls_first_index=True), boolean("cancelAtPeriodEnd"),
             time("createdAt", indexed=True), time("updatedAt")),
     default_sort=("-createdAt",),
 )
