@@ -395,7 +395,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--batch", type=int, default=1000)  # SWEEP_BATCH_SIZE's default
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--drop", action="store_true")
     parser.add_argument("--no-sweeps", action="store_true")

@@ -50,7 +50,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     sweep_interval_seconds: float = 300
     bcrypt_threads: int = 0  # 0: one fewer than the cores, at least one
-    sweep_batch_size: int = 5000
+    sweep_batch_size: int = 1000  # bench/scale.py: 5,000-row batches took up to 1 s under load
 
     migrate_lock_timeout: int = 600
 
