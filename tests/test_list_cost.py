@@ -22,6 +22,7 @@ from service.listing import build_list_query
 from service.routes.lists import CHARTS, SUBSCRIPTIONS, USERS
 from tests.conftest import READ, make_settings
 from tests.databases import create_database, drop_database
+from tests.test_listing import _database
 
 CAP = 50  # list_count_cap and list_max_offset_rows in these tests
 
@@ -53,15 +54,20 @@ async def _seed(url: str) -> None:
 
 @pytest.fixture(scope="module")
 def cost_db():
-    url = asyncio.run(create_database())
-    try:
-        migrate.apply(url)
-        asyncio.run(_seed(url))
-    except BaseException:
-        asyncio.run(drop_database(url))
-        raise
+    url = _database(_seed)
     yield url
     asyncio.run(drop_database(url))
+
+
+@pytest.fixture
+async def fresh_db():
+    """An empty migrated database of the test's own (for tests that change rows or statistics)."""
+    url = await create_database()
+    try:
+        await asyncio.to_thread(migrate.apply, url)
+        yield url
+    finally:
+        await drop_database(url)
 
 
 def settings_for(url, redis_url, **overrides):
@@ -99,25 +105,22 @@ async def test_count_auto_is_exact_up_to_the_cap_then_the_planners_estimate(clie
     assert none["pagination"]["total"] is None and none["pagination"]["totalIsEstimate"] is False
 
 
-async def test_count_auto_reuses_a_filters_total_for_a_few_seconds_count_exact_never(aiohttp_client, redis_url):
-    url = await create_database()
+async def test_count_auto_reuses_a_filters_total_for_a_few_seconds_count_exact_never(fresh_db, aiohttp_client,
+                                                                                     redis_url):
+    url = fresh_db
+    conn = await asyncpg.connect(url)
     try:
-        await asyncio.to_thread(migrate.apply, url)
-        conn = await asyncpg.connect(url)
-        try:
-            await conn.execute("INSERT INTO users (id, email, \"updatedAt\") SELECT 'x' || i, 'x' || i || '@t.test', "
-                               "now() FROM generate_series(1, 5) i")
-            client = await aiohttp_client(create_app(settings_for(url, redis_url, list_count_cache_seconds=60)))
-            assert (await get(client, "/v1/users"))["pagination"]["total"] == 5
-            await conn.execute("INSERT INTO users (id, email, \"updatedAt\") VALUES ('x6', 'x6@t.test', now())")
-            assert (await get(client, "/v1/users"))["pagination"]["total"] == 5  # the cached total
-            assert (await get(client, "/v1/users", count="exact"))["pagination"]["total"] == 6
-            # another filter is another entry
-            assert (await get(client, "/v1/users", id="eq.x6"))["pagination"]["total"] == 1
-        finally:
-            await conn.close()
+        await conn.execute("INSERT INTO users (id, email, \"updatedAt\") SELECT 'x' || i, 'x' || i || '@t.test', "
+                           "now() FROM generate_series(1, 5) i")
+        client = await aiohttp_client(create_app(settings_for(url, redis_url, list_count_cache_seconds=60)))
+        assert (await get(client, "/v1/users"))["pagination"]["total"] == 5
+        await conn.execute("INSERT INTO users (id, email, \"updatedAt\") VALUES ('x6', 'x6@t.test', now())")
+        assert (await get(client, "/v1/users"))["pagination"]["total"] == 5  # the cached total
+        assert (await get(client, "/v1/users", count="exact"))["pagination"]["total"] == 6
+        # another filter is another entry
+        assert (await get(client, "/v1/users", id="eq.x6"))["pagination"]["total"] == 1
     finally:
-        await drop_database(url)
+        await conn.close()
 
 
 # ---- caps --------------------------------------------------------------------------------------------
@@ -286,76 +289,69 @@ async def test_indexes_are_valid(cost_db):
 
 # ---- sweeps ------------------------------------------------------------------------------------------
 
-async def test_sweeps_delete_exactly_the_expired_rows_and_report_in_metrics(aiohttp_client, redis_url):
-    url = await create_database()
+async def test_sweeps_delete_exactly_the_expired_rows_and_report_in_metrics(fresh_db, aiohttp_client, redis_url):
+    url = fresh_db
+    conn = await asyncpg.connect(url)
     try:
-        await asyncio.to_thread(migrate.apply, url)
-        conn = await asyncpg.connect(url)
-        try:
-            await conn.execute("""
-                INSERT INTO users (id, email, "updatedAt") VALUES ('u1', 'u1@t.test', now());
-                INSERT INTO sessions (id, "sessionToken", "userId", expires)
-                  SELECT 's' || i, 'tok' || i, 'u1', (now() AT TIME ZONE 'UTC')
-                         + CASE WHEN i % 2 = 0 THEN -interval '1 second' * i ELSE interval '1 hour' END
-                  FROM generate_series(1, 240) i;
-                INSERT INTO verification_tokens (identifier, token, expires)
-                  SELECT 'u1@t.test', 'vt' || i, (now() AT TIME ZONE 'UTC')
-                         + CASE WHEN i % 3 = 0 THEN -interval '1 day' ELSE interval '1 day' END
-                  FROM generate_series(1, 90) i;
-            """)
-            live_sessions = {r["id"] for r in await conn.fetch(
-                "SELECT id FROM sessions WHERE expires > now() AT TIME ZONE 'UTC'")}
-            live_tokens = {r["token"] for r in await conn.fetch(
-                "SELECT token FROM verification_tokens WHERE expires > now() AT TIME ZONE 'UTC'")}
-            app = create_app(settings_for(url, redis_url, sweep_batch_size=50, sweep_pause_ms=1))
-            client = await aiohttp_client(app)
-            from service.deps import DEPS, METRICS
+        await conn.execute("""
+            INSERT INTO users (id, email, "updatedAt") VALUES ('u1', 'u1@t.test', now());
+            INSERT INTO sessions (id, "sessionToken", "userId", expires)
+              SELECT 's' || i, 'tok' || i, 'u1', (now() AT TIME ZONE 'UTC')
+                     + CASE WHEN i % 2 = 0 THEN -interval '1 second' * i ELSE interval '1 hour' END
+              FROM generate_series(1, 240) i;
+            INSERT INTO verification_tokens (identifier, token, expires)
+              SELECT 'u1@t.test', 'vt' || i, (now() AT TIME ZONE 'UTC')
+                     + CASE WHEN i % 3 = 0 THEN -interval '1 day' ELSE interval '1 day' END
+              FROM generate_series(1, 90) i;
+        """)
+        live_sessions = {r["id"] for r in await conn.fetch(
+            "SELECT id FROM sessions WHERE expires > now() AT TIME ZONE 'UTC'")}
+        live_tokens = {r["token"] for r in await conn.fetch(
+            "SELECT token FROM verification_tokens WHERE expires > now() AT TIME ZONE 'UTC'")}
+        app = create_app(settings_for(url, redis_url, sweep_batch_size=50, sweep_pause_ms=1))
+        client = await aiohttp_client(app)
+        from service.deps import DEPS, METRICS
 
-            results = await sweeps.sweep_all(app[DEPS], app[METRICS])
-            assert (results["sessions"].count, results["sessions"].batches) == (120, 3)
-            assert (results["verification_tokens"].count, results["verification_tokens"].batches) == (30, 1)
-            assert {r["id"] for r in await conn.fetch("SELECT id FROM sessions")} == live_sessions
-            assert {r["token"] for r in await conn.fetch("SELECT token FROM verification_tokens")} == live_tokens
-            assert len(live_sessions) == 120 and len(live_tokens) == 60
-            # a second sweep finds nothing
-            assert (await sweeps.sweep_table(app[DEPS], "sessions", metrics=app[METRICS])).count == 0
-            metrics = await (await client.get("/metrics")).text()
-            assert 'expired_rows_swept_total{table="sessions"} 120.0' in metrics
-            assert 'expired_rows_swept_total{table="verification_tokens"} 30.0' in metrics
-            assert 'sweep_batch_duration_seconds_count{table="sessions"} 4.0' in metrics, metrics
-        finally:
-            await conn.close()
+        results = await sweeps.sweep_all(app[DEPS], app[METRICS])
+        assert (results["sessions"].count, results["sessions"].batches) == (120, 3)
+        assert (results["verification_tokens"].count, results["verification_tokens"].batches) == (30, 1)
+        assert {r["id"] for r in await conn.fetch("SELECT id FROM sessions")} == live_sessions
+        assert {r["token"] for r in await conn.fetch("SELECT token FROM verification_tokens")} == live_tokens
+        assert len(live_sessions) == 120 and len(live_tokens) == 60
+        # a second sweep finds nothing
+        assert (await sweeps.sweep_table(app[DEPS], "sessions", metrics=app[METRICS])).count == 0
+        metrics = await (await client.get("/metrics")).text()
+        assert 'expired_rows_swept_total{table="sessions"} 120.0' in metrics
+        assert 'expired_rows_swept_total{table="verification_tokens"} 30.0' in metrics
+        assert 'sweep_batch_duration_seconds_count{table="sessions"} 4.0' in metrics, metrics
     finally:
-        await drop_database(url)
+        await conn.close()
 
 
-async def test_count_auto_takes_the_planners_word_when_it_expects_over_ten_times_the_cap(aiohttp_client, redis_url):
+async def test_count_auto_takes_the_planners_word_when_it_expects_over_ten_times_the_cap(fresh_db, aiohttp_client,
+                                                                                         redis_url):
     """Stale statistics make the difference visible: the planner expects 3,000 rows, 40 are left. With a
     cap of 100, 3,000 > 10 x 100, so no rows are counted (the figure is flagged an estimate); with a cap
     of 400 the planner's 3,000 is under 4,000, so the rows are counted up to the cap: exactly 40."""
-    url = await create_database()
+    url = fresh_db
+    conn = await asyncpg.connect(url)
     try:
-        await asyncio.to_thread(migrate.apply, url)
-        conn = await asyncpg.connect(url)
-        try:
-            await conn.execute("ALTER TABLE users SET (autovacuum_enabled = false)")
-            await conn.execute("INSERT INTO users (id, email, \"updatedAt\") SELECT 'x' || i, 'x' || i || '@t.test', "
-                               "now() FROM generate_series(1, 3000) i")
-            await conn.execute("ANALYZE users")
-            await conn.execute("DELETE FROM users WHERE id NOT IN (SELECT 'x' || i FROM generate_series(1, 40) i)")
-        finally:
-            await conn.close()
-        trusting = await aiohttp_client(create_app(settings_for(url, redis_url, list_count_cap=100,
-                                                                list_max_offset_rows=10_000)))
-        body = await get(trusting, "/v1/users")
-        assert body["pagination"]["totalIsEstimate"] is True and body["pagination"]["total"] >= 2500
-        assert len(body["data"]) == 10  # the page itself is real rows
-        # the row budget also refuses on the planner's word (sort=name is not index-backed)
-        assert (await get(trusting, "/v1/users", 400, sort="name"))["errors"][0]["field"] == "sort"
-        counting = await aiohttp_client(create_app(settings_for(url, redis_url, list_count_cap=400,
-                                                                list_max_offset_rows=10_000)))
-        body = await get(counting, "/v1/users")
-        assert body["pagination"] == {**body["pagination"], "total": 40, "totalIsEstimate": False}
-        assert len((await get(counting, "/v1/users", sort="name", limit="100"))["data"]) == 40
+        await conn.execute("ALTER TABLE users SET (autovacuum_enabled = false)")
+        await conn.execute("INSERT INTO users (id, email, \"updatedAt\") SELECT 'x' || i, 'x' || i || '@t.test', "
+                           "now() FROM generate_series(1, 3000) i")
+        await conn.execute("ANALYZE users")
+        await conn.execute("DELETE FROM users WHERE id NOT IN (SELECT 'x' || i FROM generate_series(1, 40) i)")
     finally:
-        await drop_database(url)
+        await conn.close()
+    trusting = await aiohttp_client(create_app(settings_for(url, redis_url, list_count_cap=100,
+                                                            list_max_offset_rows=10_000)))
+    body = await get(trusting, "/v1/users")
+    assert body["pagination"]["totalIsEstimate"] is True and body["pagination"]["total"] >= 2500
+    assert len(body["data"]) == 10  # the page itself is real rows
+    # the row budget also refuses on the planner's word (sort=name is not index-backed)
+    assert (await get(trusting, "/v1/users", 400, sort="name"))["errors"][0]["field"] == "sort"
+    counting = await aiohttp_client(create_app(settings_for(url, redis_url, list_count_cap=400,
+                                                            list_max_offset_rows=10_000)))
+    body = await get(counting, "/v1/users")
+    assert body["pagination"] == {**body["pagination"], "total": 40, "totalIsEstimate": False}
+    assert len((await get(counting, "/v1/users", sort="name", limit="100"))["data"]) == 40
