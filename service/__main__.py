@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
 
     commands.add_parser("dev", help="development: migrate, then serve with a printed dev token")
-    commands.add_parser("sweep", help="delete expired chart cache rows in bounded batches")
+    commands.add_parser("sweep", help="delete expired chart cache rows, sessions and sign-in tokens in bounded batches")
     replay = commands.add_parser("stripe-replay", help="apply exported Stripe events, one JSON per line")
     replay.add_argument("file")
     backup = commands.add_parser("backup", help="pg_dump the database (custom format)")

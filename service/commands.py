@@ -17,15 +17,15 @@ class CommandError(MigrateError):
 
 
 def sweep(settings) -> int:
-    from .data.charts import sweep_expired
+    from .data.sweeps import sweep_all
 
     async def run():
         async with open_deps(settings) as deps:
-            return await sweep_expired(deps)
+            return await sweep_all(deps)
 
-    result = asyncio.run(run())
-    print(f"deleted {result.count} expired chart row(s) in {result.batches} batch(es); "
-          f"longest batch {result.longestBatchMs} ms")
+    for table, result in asyncio.run(run()).items():
+        print(f"{table}: deleted {result.count} expired row(s) in {result.batches} batch(es); "
+              f"longest batch {result.longestBatchMs} ms")
     return 0
 
 

@@ -24,6 +24,12 @@ class Metrics:
                                            registry=self.registry)
         self.sweep_deleted = Counter("chart_sweep_deleted_rows", "Expired chart rows deleted",
                                      registry=self.registry)
+        # The sweeps of expired rows (service/data/sweeps.py), by table.
+        self.swept_rows = Counter("expired_rows_swept", "Expired rows deleted by the sweeps", ["table"],
+                                  registry=self.registry)
+        self.sweep_batch = Histogram("sweep_batch_duration_seconds", "Time of one sweep batch (one DELETE)",
+                                     ["table"], registry=self.registry,
+                                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
         self._sources: list = []
         self._children: dict = {}
         self.registry.register(self)
@@ -37,6 +43,12 @@ class Metrics:
                                               self.latency.labels(route))
         children[0].inc()
         children[1].observe(seconds)
+
+    def observe_sweep_batch(self, table: str, deleted: int, seconds: float) -> None:
+        self.swept_rows.labels(table).inc(deleted)
+        if table == "chart_cache":
+            self.sweep_deleted.inc(deleted)
+        self.sweep_batch.labels(table).observe(seconds)
 
     def watch(self, deps) -> None:
         self._sources.append(deps)

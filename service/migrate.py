@@ -11,6 +11,7 @@ import asyncio
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -71,8 +72,21 @@ def _backend(database_url: str):
         backend.connection.close()
 
 
-def _migrations():
-    return read_migrations(str(MIGRATIONS_DIR))
+def _migrations(backend=None):
+    """Every migration, less those whose `-- requires-extension: NAME` the server cannot install (the
+    embedded PostgreSQL has no contrib modules): they stay pending until it can."""
+    migrations = read_migrations(str(MIGRATIONS_DIR))
+    if backend is None:
+        return migrations
+    cursor = backend.connection.cursor()
+    cursor.execute("SELECT name FROM pg_available_extensions")
+    available = {row[0] for row in cursor.fetchall()}
+    backend.connection.rollback()  # yoyo expects no transaction open
+    kept = [m for m in migrations if set(_REQUIRES.findall(Path(m.path).read_text())) <= available]
+    return migrations.__class__(kept, migrations.post_apply)
+
+
+_REQUIRES = re.compile(r"^-- requires-extension: (\w+)", re.MULTILINE)
 
 
 @contextmanager
@@ -88,7 +102,7 @@ def _locked(backend, timeout: int):
 def apply(database_url: str, lock_timeout: int = 600) -> list[str]:
     """Apply every pending migration; returns the ids applied (empty when up to date)."""
     with _backend(database_url) as backend, _locked(backend, lock_timeout):
-        pending = backend.to_apply(_migrations())
+        pending = backend.to_apply(_migrations(backend))
         backend.apply_migrations(pending)
         return [m.id for m in pending]
 
@@ -104,7 +118,7 @@ def rollback(database_url: str, count: int = 1, lock_timeout: int = 600) -> list
     if count < 1:
         raise MigrateError("--count must be at least 1")
     with _backend(database_url) as backend, _locked(backend, lock_timeout):
-        migrations = _migrations()
+        migrations = _migrations(backend)
         applicable = backend.to_rollback(migrations)
         chosen = migrations.__class__(list(applicable)[:count], migrations.post_apply)
         backend.rollback_migrations(chosen)
@@ -117,7 +131,7 @@ def reset(database_url: str, is_production: bool, confirmed: bool, lock_timeout:
     if not confirmed:
         raise MigrateError("reset drops every table and its data; run `migrate reset --yes` to confirm")
     with _backend(database_url) as backend, _locked(backend, lock_timeout):
-        migrations = _migrations()
+        migrations = _migrations(backend)
         backend.rollback_migrations(backend.to_rollback(migrations))
         backend.apply_migrations(backend.to_apply(migrations))
 

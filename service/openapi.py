@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from .listing import MAX_LIMIT, OPERATORS, ListSpec
+from .listing import COUNT_MODES, MAX_LIMIT, OPERATORS, ListSpec
 from .openapi_examples import EXAMPLES
 from .problems import ROUTE_NOT_FOUND, TITLES, ProblemBody
 from .routes.params import comma_list_schema
@@ -54,8 +54,10 @@ def build_openapi(routes: list[Route], version: str) -> bytes:
     (_, components) = msgspec.json.schema_components(list(dict.fromkeys(types)), ref_template=_REF)
     components.pop("ListPage", None)  # replaced by one typed page per list route
     components["ListCount"] = {
-        "type": "string", "enum": ["exact", "estimated", "none"],
-        "description": "exact; estimated: the planner's guess, exact below 1,000 rows; none: no total"}
+        "type": "string", "enum": list(COUNT_MODES), "default": "auto",
+        "description": "auto: exact up to the count cap (10,000 by default), then the planner's estimate "
+                       "(pagination.totalIsEstimate); exact: always count (costly on big tables); estimated: "
+                       "the planner's guess, exact below 1,000 rows; none: no total"}
     _problem_components(components)
     paths: dict = {}
     for route in routes:
@@ -172,7 +174,7 @@ def list_parameters(spec: ListSpec) -> list[dict]:
                          comma_list_schema(names)),
         _query_parameter("cursor", "pagination.nextCursor of the previous page (keyset paging; not with page)",
                          {"type": "string"}),
-        _query_parameter("count", "how pagination.total is counted (default exact)",
+        _query_parameter("count", "how pagination.total is counted (default auto)",
                          {"$ref": _REF.format(name="ListCount")}),
     ]
     for f in spec.fields:

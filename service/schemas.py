@@ -349,6 +349,7 @@ class Page(Struct):
     hasNext: bool
     hasPrev: bool
     nextCursor: str | None = None
+    totalIsEstimate: bool = False  # total is the planner's estimate (count=auto above the cap, estimated)
 
 
 class ListPage(Struct):

@@ -50,9 +50,20 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     sweep_interval_seconds: float = 300
     bcrypt_threads: int = 0  # 0: one fewer than the cores, at least one
-    sweep_batch_size: int = 5000
+    sweep_batch_size: int = 1000  # bench/scale.py: 5,000-row batches took up to 1 s under load
 
     migrate_lock_timeout: int = 600
+
+    # list cost (issue 15): see docs/API.md § Lists
+    list_count_cap: int = 10000
+    list_count_cache_seconds: float = 5.0
+    list_max_offset_rows: int = 10000
+    list_max_filters: int = 10
+    list_max_pattern_length: int = 100
+    list_expensive_timeout_ms: int = 2000
+
+    # expired sessions and sign-in tokens (issue 15): the sweeps pause between batches
+    sweep_pause_ms: int = 20
 
     @property
     def is_production(self) -> bool:

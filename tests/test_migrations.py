@@ -15,7 +15,13 @@ from service.catalog import SEED_ENUMS, SEED_TABLES, describe_schema
 PRISMA_DDL = Path(__file__).parent / "fixtures" / "prisma_seed.sql"
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE_OWNED_INDEXES = {"users.users_createdAt_id_idx", "users.users_email_lower_idx",
-                         "sessions.sessions_userId_idx", "accounts.accounts_userId_idx"}
+                         "sessions.sessions_userId_idx", "accounts.accounts_userId_idx",
+                         # issue 15: search, list and expiry indexes (0031-0033)
+                         "users.users_email_trgm_idx", "users.users_name_trgm_idx", "users.users_role_createdAt_id_idx",
+                         "chart_cache.chart_cache_createdAt_id_idx", "subscriptions.subscriptions_createdAt_id_idx",
+                         "subscriptions.subscriptions_status_createdAt_id_idx",
+                         "subscriptions.subscriptions_currentPeriodEnd_idx", "sessions.sessions_expires_idx",
+                         "verification_tokens.verification_tokens_expires_idx"}
 
 
 async def facts(url, tables=SEED_TABLES, enums=SEED_ENUMS, with_triggers=False):
@@ -243,10 +249,13 @@ def test_migrate_new_writes_the_next_numbered_pair(tmp_path, monkeypatch):
         if p.name[:4] <= "0013":  # a fixed set: later branches add their own numbers
             (tmp_path / p.name).write_text(p.read_text())
     monkeypatch.setattr(migrate, "MIGRATIONS_DIR", tmp_path)
+    # the next number after the highest one (0034 now; ranges are reserved per branch, so not hard-coded)
+    last = max(p.stem for p in tmp_path.glob("*.sql") if not p.name.endswith(".rollback.sql"))
+    number = f"{int(last[:4]) + 1:04d}"
     forward, backward = migrate.new_migration("Add user locale!")
-    assert Path(forward).name == "0014_add_user_locale.sql"
-    assert Path(backward).name == "0014_add_user_locale.rollback.sql"
-    assert "-- depends: 0013_sessions_accounts_user_id_indexes" in Path(forward).read_text()
+    assert Path(forward).name == f"{number}_add_user_locale.sql"
+    assert Path(backward).name == f"{number}_add_user_locale.rollback.sql"
+    assert f"-- depends: {last}" in Path(forward).read_text()
 
 
 def test_every_migration_has_a_rollback_and_a_header():
@@ -255,3 +264,29 @@ def test_every_migration_has_a_rollback_and_a_header():
     for path in forwards:
         assert path.with_name(path.stem + ".rollback.sql").exists(), path
         assert path.read_text().startswith(f"-- {path.name[:4]} "), path
+
+
+def test_a_migration_needing_a_missing_extension_stays_pending(empty_database, tmp_path, monkeypatch):
+    """`-- requires-extension:` (0030/0031 need pg_trgm, which the embedded PostgreSQL lacks): the migrator
+    applies everything else and leaves that file pending instead of failing the deploy."""
+    for p in MIGRATIONS_DIR.glob("*.sql"):
+        (tmp_path / p.name).write_text(p.read_text())
+    (tmp_path / "0099_needs_missing.sql").write_text(
+        "-- 0099 needs an extension no server has.\n-- requires-extension: aw_no_such_extension\n"
+        "-- depends: 0034_autovacuum_settings\n\nCREATE EXTENSION aw_no_such_extension;\n")
+    (tmp_path / "0099_needs_missing.rollback.sql").write_text("-- Rollback of 0099.\n")
+    monkeypatch.setattr(migrate, "MIGRATIONS_DIR", tmp_path)
+    applied = migrate.apply(empty_database)
+    assert "0099_needs_missing" not in applied and "0034_autovacuum_settings" in applied
+    trgm = asyncio.run(_extension_available(empty_database, "pg_trgm"))  # not in the embedded server
+    assert ("0030_pg_trgm_extension" in applied) == trgm
+    statuses = {s.id: s.applied for s in migrate.status(empty_database)}
+    assert statuses["0099_needs_missing"] is False and statuses["0031_users_search_indexes"] is trgm
+
+
+async def _extension_available(url: str, name: str) -> bool:
+    conn = await asyncpg.connect(url)
+    try:
+        return bool(await conn.fetchval("SELECT count(*) FROM pg_available_extensions WHERE name = $1", name))
+    finally:
+        await conn.close()

@@ -8,9 +8,9 @@ import logging
 
 from aiohttp import web
 
-from ..data import charts
+from ..data import charts, sweeps
 from ..db import DatabaseUnavailable
-from ..deps import DEPS, SETTINGS, deps_of
+from ..deps import DEPS, METRICS, SETTINGS, deps_of
 from ..problems import bad_request
 from ..routing import (
     READ,
@@ -71,23 +71,24 @@ async def delete_charts(request):
 @routes.add("POST", "/v1/charts/sweep", scope=WRITE, summary="Delete expired entries in bounded batches",
             answer=Count)
 async def sweep(request):
-    result = await charts.sweep_expired(deps_of(request))
+    result = await charts.sweep_expired(deps_of(request), metrics=request.app[METRICS])
     return json_response({"count": result.count})
 
 
 async def sweep_in_background(app: web.Application):
-    """cleanup_ctx: sweep every sweep_interval_seconds (0 turns it off) until the app stops."""
+    """cleanup_ctx: sweep expired charts, sessions and sign-in tokens every sweep_interval_seconds (0 turns
+    it off) until the app stops."""
     interval = app[SETTINGS].sweep_interval_seconds
 
     async def loop():
         while True:
             await asyncio.sleep(interval)
             try:
-                await charts.sweep_expired(app[DEPS])
+                await sweeps.sweep_all(app[DEPS], app[METRICS])
             except DatabaseUnavailable as exc:
-                log.warning("chart sweep skipped: %s", exc)
+                log.warning("sweep skipped: %s", exc)
             except Exception:
-                log.exception("chart sweep failed")
+                log.exception("sweep failed")
 
     task = asyncio.create_task(loop()) if interval > 0 else None
     yield

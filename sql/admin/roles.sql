@@ -32,3 +32,14 @@ ALTER DEFAULT PRIVILEGES FOR ROLE :"owner_role" IN SCHEMA public
 -- ownership moves to the owner role with `REASSIGN OWNED BY <old owner> TO <owner_role>;`, run by the DBA.
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO :"app_role";
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO :"readonly_role";
+
+-- Extensions the migrations need (0030: pg_trgm for the e-mail/name search indexes). Creating one needs
+-- CREATE on the database, which the owner role does not get; created here once, the migration's
+-- CREATE EXTENSION IF NOT EXISTS finds it. Skipped where the server does not ship it (no contrib).
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm') THEN
+        CREATE EXTENSION IF NOT EXISTS pg_trgm;
+    END IF;
+END
+$$;
