@@ -76,7 +76,7 @@ async def test_list_pages_have_typed_items_and_typed_parameters(document):
     params = {p["name"]: p["schema"] for p in document["paths"]["/v1/users"]["get"]["parameters"]}
     assert params["page"]["type"] == params["limit"]["type"] == "integer"
     assert params["limit"]["maximum"] == 100
-    assert resolve(document, params["count"])["enum"] == ["exact", "estimated", "none"]
+    assert resolve(document, params["count"])["enum"] == ["auto", "exact", "estimated", "none"]
     assert {"sort", "select", "cursor", "email", "role", "createdAt"} <= set(params)
     assert "like" in params["email"]["pattern"] and "like" not in params["createdAt"]["pattern"]
     for path in ("/v1/users/{id}/authenticators", "/v1/users/{id}/accounts", "/v1/subscriptions"):
