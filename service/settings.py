@@ -54,6 +54,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     migrate_lock_timeout: int = 600
 
+    # observability
+    metrics_refresh_seconds: float = 15.0  # background gauges (Stripe backlog, replica lag, migrations)
+
     @property
     def is_production(self) -> bool:
         return self.environment.lower() in ("production", "prod")

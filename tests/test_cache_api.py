@@ -100,9 +100,9 @@ async def test_stats_shape_and_counts_match_what_happened(client):
     r = await client.get("/metrics")
     assert r.status == 200
     text = await r.text()
-    assert 'cache_lookups{result="hit"} 3.0' in text
-    assert 'cache_lookups{result="miss"} 3.0' in text
-    assert 'cache_lookups{result="error"} 0.0' in text
+    assert 'cache_lookups_total{kind="user",result="hit"} 3.0' in text
+    assert 'cache_lookups_total{kind="user",result="miss"} 3.0' in text
+    assert 'cache_errors_total 0.0' in text
 
 
 async def test_stats_need_a_token(client):
@@ -457,7 +457,7 @@ async def test_redis_killed_mid_test_answers_from_the_database_then_resumes(own_
     assert r.status == 200
     assert await r.json() == {"status": "ok", "database": "ok", "redis": "degraded"}
     r = await client.get("/metrics")
-    assert f'cache_lookups{{result="error"}} {float(during["errors"])}' in await r.text()
+    assert f'cache_errors_total {float(during["errors"])}' in await r.text()
 
     await own_redis.start()  # same port, empty
     bodies = await poll_until_hit(client, f"/v1/users/{uid}")

@@ -12,6 +12,7 @@ import msgspec
 from ..db import affected_rows
 from ..deps import Deps
 from ..ids import new_id
+from ..metrics import SWEEP_BATCHES, SWEEP_DELETED, SWEEP_LAST_SUCCESS, SWEEP_RUNS
 from ..problems import validation
 from ..queries import Q
 from ..schemas import ChartCreate, ChartType
@@ -82,14 +83,22 @@ async def sweep_expired(deps: Deps, batch_size: int | None = None) -> SweepResul
     batch_size = batch_size or deps.settings.sweep_batch_size
     total = batches = 0
     longest = 0.0
-    while True:
-        started = time.perf_counter()
-        deleted = affected_rows(await deps.db.execute(Q.sweep_expired_charts, batch_size))
-        longest = max(longest, time.perf_counter() - started)
-        total += deleted
-        batches += 1
-        if deleted < batch_size:
-            break
+    try:
+        while True:
+            started = time.perf_counter()
+            deleted = affected_rows(await deps.db.execute(Q.sweep_expired_charts, batch_size))
+            longest = max(longest, time.perf_counter() - started)
+            total += deleted
+            batches += 1
+            SWEEP_DELETED.inc(deleted)  # per batch: a long sweep shows its progress as it goes
+            SWEEP_BATCHES.inc()
+            if deleted < batch_size:
+                break
+    except BaseException:
+        SWEEP_RUNS.labels("failed").inc()
+        raise
+    SWEEP_RUNS.labels("ok").inc()
+    SWEEP_LAST_SUCCESS.set_to_current_time()
     if total:
         log.info("swept expired charts", extra={"count": total, "batches": batches})
     return SweepResult(total, batches, round(longest * 1000, 2))

@@ -1,0 +1,147 @@
+"""OpenTelemetry tracing: off unless the standard OTEL_* environment variables turn it on.
+
+Turned on by OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), or by
+OTEL_TRACES_EXPORTER=otlp|console; OTEL_SDK_DISABLED=true turns it off whatever else is set. The SDK
+reads the rest itself: OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER(_ARG),
+OTEL_EXPORTER_OTLP_* (headers, timeout, protocol http/protobuf), OTEL_BSP_* (batching).
+
+Spans are our own rather than the contrib instrumentations': they are named by what the service knows
+(the route template, the sql/ statement name, the cache operation) and never carry values, and with
+tracing off each instrumented place costs one `if TRACER is None` test. The OpenTelemetry packages
+are imported only when tracing is on.
+
+    TRACER   the service's tracer, or None when tracing is off (read it as `tracing.TRACER`)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+
+log = logging.getLogger("service.tracing")
+
+TRACER = None
+_provider = None
+_EXPORTERS = ("otlp", "console")
+DEFAULT_SERVICE_NAME = "astrowellness-data"
+
+
+class TracingConfigError(ValueError):
+    """OTEL_* variables that ask for something this service cannot do (e.g. a gRPC or unknown exporter)."""
+
+
+def wanted(env) -> bool:
+    """Whether the environment asks for traces (OpenTelemetry's own default, always-on OTLP to
+    localhost, would make every deployment without a collector log export errors)."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter == "none":
+        return False
+    return bool(exporter or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+
+
+def configure_from_env(env=None) -> bool:
+    """Install a tracer provider as the OTEL_* variables describe; returns whether tracing is on."""
+    env = os.environ if env is None else env
+    if not wanted(env):
+        return False
+    exporter_name = env.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() or "otlp"
+    if exporter_name not in _EXPORTERS:
+        raise TracingConfigError(f"OTEL_TRACES_EXPORTER={exporter_name!r}: this service exports otlp or console")
+    protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or ""
+    if protocol and protocol != "http/protobuf":
+        raise TracingConfigError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: this service sends http/protobuf")
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    if exporter_name == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter,
+        )
+
+        exporter = OTLPSpanExporter()  # reads OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT, _HEADERS, _TIMEOUT
+    else:
+        exporter = ConsoleSpanExporter()
+    install(BatchSpanProcessor(exporter))
+    log.info("tracing on", extra={"exporter": exporter_name,
+                                  "sampler": env.get("OTEL_TRACES_SAMPLER", "parentbased_always_on")})
+    return True
+
+
+def install(processor, sampler=None) -> None:
+    """Trace through `processor` (tests pass a SimpleSpanProcessor(InMemorySpanExporter())). The
+    sampler defaults to OTEL_TRACES_SAMPLER's. Our own provider, not the global one: the global can
+    be set only once per process, and tests install several."""
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
+    global TRACER, _provider
+    shutdown()
+    resource = Resource.create({} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: DEFAULT_SERVICE_NAME})
+    provider = TracerProvider(resource=resource, sampler=sampler) if sampler else TracerProvider(resource=resource)
+    provider.add_span_processor(processor)
+    _provider = provider
+    TRACER = provider.get_tracer("astrowellness-data")
+
+
+def shutdown() -> None:
+    """Export what is buffered and turn tracing off."""
+    global TRACER, _provider
+    provider, _provider, TRACER = _provider, None, None
+    if provider is not None:
+        provider.shutdown()
+
+
+# ---- helpers for the instrumented places (each called only when TRACER is not None) ---------------
+
+_propagator = None
+
+
+def server_span(method: str, route: str, headers):
+    """The request's span, continuing the caller's W3C traceparent (and tracestate)."""
+    global _propagator
+    if _propagator is None:
+        from opentelemetry.trace.propagation.tracecontext import (
+            TraceContextTextMapPropagator,
+        )
+
+        _propagator = TraceContextTextMapPropagator()
+    from opentelemetry.trace import SpanKind
+
+    return TRACER.start_as_current_span(
+        f"{method} {route}", context=_propagator.extract(headers), kind=SpanKind.SERVER,
+        attributes={"http.request.method": method, "http.route": route}, record_exception=False,
+        set_status_on_exception=False,
+    )
+
+
+def trace_id_of(span) -> str | None:
+    """The 32-hex-digit trace id (also of a span the sampler dropped: the caller's trace id is worth
+    logging either way), or None."""
+    context = span.get_span_context()
+    return format(context.trace_id, "032x") if context.trace_id else None
+
+
+def finish_server_span(span, status: int) -> None:
+    span.set_attribute("http.response.status_code", status)
+    if status >= 500:
+        from opentelemetry.trace import Status, StatusCode
+
+        span.set_status(Status(StatusCode.ERROR))
+
+
+def client_span(name: str, system: str, **attributes):
+    """A span for one call to PostgreSQL, Redis or the bcrypt pool (kind CLIENT / INTERNAL)."""
+    from opentelemetry.trace import SpanKind
+
+    kind = SpanKind.INTERNAL if system == "bcrypt" else SpanKind.CLIENT
+    attributes = {"db.system" if system != "bcrypt" else "service.component": system, **attributes}
+    return TRACER.start_as_current_span(name, kind=kind, attributes=attributes)
+
+
+def span(name: str, **attributes):
+    """An internal span when tracing is on, else a no-op context manager (for code off the hot path)."""
+    if TRACER is None:
+        return contextlib.nullcontext()
+    return TRACER.start_as_current_span(name, attributes=attributes)
