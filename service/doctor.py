@@ -11,6 +11,7 @@ import asyncio
 import sys
 import time
 from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit
 
 import asyncpg
 import msgspec
@@ -212,7 +213,8 @@ async def redis_check(settings) -> Check:
         except redis.ResponseError:  # managed Redis often forbids CONFIG
             return Check("redis", WARN, "reachable; eviction policy unknown (CONFIG GET not allowed)")
     except (redis.RedisError, OSError) as exc:
-        return Check("redis", FAIL, f"cannot reach {settings.redis_url.split('@')[-1]}: {type(exc).__name__}")
+        where = urlsplit(settings.redis_url)  # host and port only: the URL may hold a password
+        return Check("redis", FAIL, f"cannot reach {where.hostname}:{where.port or 6379}: {type(exc).__name__}")
     finally:
         await client.aclose()
     policy, limit = config.get("maxmemory-policy", "?"), int(config.get("maxmemory", 0) or 0)
