@@ -14,6 +14,7 @@ import sys
 
 from . import migrate as migrations
 from .settings import SettingsError, load_settings
+from .tracing import TracingConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             return serve(settings, host=args.host, port=args.port, workers=args.workers)
         if args.command == "dev":
             return dev(settings)
-    except (migrations.MigrateError, SettingsError) as exc:
+    except (migrations.MigrateError, SettingsError, TracingConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

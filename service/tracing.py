@@ -42,17 +42,28 @@ def wanted(env) -> bool:
     return bool(exporter or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 
 
-def configure_from_env(env=None) -> bool:
-    """Install a tracer provider as the OTEL_* variables describe; returns whether tracing is on."""
+def validate_env(env=None) -> str | None:
+    """The exporter the OTEL_* variables ask for (None: tracing off); TracingConfigError when they ask
+    for one this service lacks. Checked before serving (and by `doctor`), so a typo stops the start."""
     env = os.environ if env is None else env
     if not wanted(env):
-        return False
+        return None
     exporter_name = env.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() or "otlp"
     if exporter_name not in _EXPORTERS:
         raise TracingConfigError(f"OTEL_TRACES_EXPORTER={exporter_name!r}: this service exports otlp or console")
     protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or ""
     if protocol and protocol != "http/protobuf":
         raise TracingConfigError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: this service sends http/protobuf")
+    return exporter_name
+
+
+def configure_from_env(env=None) -> bool:
+    """Install a tracer provider as the OTEL_* variables describe; returns whether tracing is on.
+    Call it in each serving process (after a fork: the batch exporter is a thread)."""
+    env = os.environ if env is None else env
+    exporter_name = validate_env(env)
+    if exporter_name is None:
+        return False
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
     if exporter_name == "otlp":

@@ -34,7 +34,7 @@ def alert_rules() -> list[dict]:
 
 def promtool(*args) -> subprocess.CompletedProcess:
     return subprocess.run([require_tool("promtool", "prometheus"), *args], cwd=ALERTS.parent,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, check=False)
 
 
 # ---- alert rules -----------------------------------------------------------------------------------------

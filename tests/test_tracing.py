@@ -4,10 +4,12 @@ in the access line and in problem answers; export over OTLP/HTTP to a real (loca
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import uuid
 
+import aiohttp
 import pytest
 from aiohttp import web
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -176,8 +178,6 @@ async def test_a_5xx_marks_the_request_span_as_an_error(traced_client, spans):
 
 async def test_fast_access_line_carries_the_trace_id(traced_client, spans, monkeypatch, caplog):
     """The running service's access lines skip the logging module (logs.py): same field there."""
-    import json
-
     from service import logs
 
     class Lines:
@@ -218,25 +218,8 @@ async def test_parent_based_ratio_sampler_follows_the_caller_and_still_reports_t
 
 
 async def test_spans_reach_an_otlp_http_receiver(aiohttp_client, migrated_database_url, redis_url, monkeypatch):
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-    received: list[ExportTraceServiceRequest] = []
-
-    async def traces(request: web.Request):
-        assert request.content_type == "application/x-protobuf"
-        message = ExportTraceServiceRequest()
-        message.ParseFromString(await request.read())
-        received.append(message)
-        return web.Response(body=b"", content_type="application/x-protobuf")
-
-    receiver = web.Application()
-    receiver.router.add_post("/v1/traces", traces)
-    runner = web.AppRunner(receiver)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    for name, value in {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+    runner, endpoint, received = await otlp_receiver()
+    for name, value in {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
                         "OTEL_SERVICE_NAME": "data-under-test", "OTEL_TRACES_SAMPLER": "always_on",
                         "OTEL_BSP_SCHEDULE_DELAY": "50"}.items():
         monkeypatch.setenv(name, value)
@@ -260,3 +243,66 @@ async def test_spans_reach_an_otlp_http_receiver(aiohttp_client, migrated_databa
     assert request.trace_id.hex() == CALLER_TRACE and request.parent_span_id.hex() == CALLER_SPAN
     assert by_span_name["get_user_by_id"].parent_span_id == request.span_id
     assert os.environ["OTEL_SERVICE_NAME"] == "data-under-test"
+
+
+async def otlp_receiver():
+    """A local OTLP/HTTP endpoint: (runner, url, received ExportTraceServiceRequest messages)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    received = []
+
+    async def traces(request: web.Request):
+        message = ExportTraceServiceRequest()
+        message.ParseFromString(await request.read())
+        received.append(message)
+        return web.Response(body=b"", content_type="application/x-protobuf")
+
+    app = web.Application()
+    app.router.add_post("/v1/traces", traces)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}", received
+
+
+async def test_the_served_process_traces_from_otel_variables_and_flushes_on_sigterm(migrated_database_url,
+                                                                                    redis_url):
+    from tests.test_deploy import start_service, wait_healthy
+
+    runner, endpoint, received = await otlp_receiver()
+    process, base = start_service(migrated_database_url, redis_url, LOG_LEVEL="INFO",
+                                  OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_SERVICE_NAME="served",
+                                  OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG="0")
+    try:
+        await wait_healthy(base, process)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/v1/users/{uuid.uuid4().hex}", headers={"Authorization": "Bearer deploy-read", **TRACEPARENT}) as r:
+                assert r.status == 404
+                assert (await r.json())["traceId"] == CALLER_TRACE
+        process.terminate()
+        _, stderr = await asyncio.to_thread(process.communicate, timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        await runner.cleanup()
+    assert process.returncode == 0, stderr
+    access = [json.loads(line) for line in stderr.splitlines() if '"service.access"' in line]
+    assert [line["trace_id"] for line in access if line["route"] == "/v1/users/{id}"] == [CALLER_TRACE]
+    names = {span.name for message in received for rs in message.resource_spans for scope in rs.scope_spans
+             for span in scope.spans}
+    # Sampled because the caller's traceparent says so (ratio 0 applies to traces this service starts).
+    assert "GET /v1/users/{id}" in names and "get_user_by_id" in names
+
+
+def test_serve_refuses_an_unsupported_otel_exporter_with_one_line(migrated_database_url, redis_url):
+    from tests.test_deploy import start_service
+
+    process, _ = start_service(migrated_database_url, redis_url, OTEL_EXPORTER_OTLP_ENDPOINT="http://c:4317",
+                               OTEL_EXPORTER_OTLP_PROTOCOL="grpc")
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 1
+    assert stderr.strip().splitlines() == [
+        "error: OTEL_EXPORTER_OTLP_PROTOCOL='grpc': this service sends http/protobuf"]
