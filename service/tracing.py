@@ -142,10 +142,17 @@ def finish_server_span(span, status: int) -> None:
         span.set_status(Status(StatusCode.ERROR))
 
 
-def client_span(name: str, system: str, **attributes):
-    """A span for one call to PostgreSQL, Redis or the bcrypt pool (kind CLIENT / INTERNAL)."""
-    from opentelemetry.trace import SpanKind
+_NOT_RECORDED = contextlib.nullcontext()
 
+
+def client_span(name: str, system: str, **attributes):
+    """A span for one call to PostgreSQL, Redis or the bcrypt pool (kind CLIENT / INTERNAL); nothing
+    inside a request the sampler dropped: its children would be dropped too (the ratio samplers decide
+    by trace id, parent-based ones by the parent), so building them would be work for nothing."""
+    from opentelemetry.trace import SpanKind, get_current_span
+
+    if not get_current_span().is_recording():
+        return _NOT_RECORDED
     kind = SpanKind.INTERNAL if system == "bcrypt" else SpanKind.CLIENT
     attributes = {"db.system" if system != "bcrypt" else "service.component": system, **attributes}
     return TRACER.start_as_current_span(name, kind=kind, attributes=attributes)
@@ -154,5 +161,9 @@ def client_span(name: str, system: str, **attributes):
 def span(name: str, **attributes):
     """An internal span when tracing is on, else a no-op context manager (for code off the hot path)."""
     if TRACER is None:
-        return contextlib.nullcontext()
+        return _NOT_RECORDED
+    from opentelemetry.trace import get_current_span
+
+    if not get_current_span().is_recording():
+        return _NOT_RECORDED
     return TRACER.start_as_current_span(name, attributes=attributes)

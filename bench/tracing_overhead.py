@@ -1,0 +1,161 @@
+"""Tracing overhead on W1 (GET /v1/users/{id}, cache off: one SQL statement per request, the path with
+the most spans), three servers measured in the same run, interleaved:
+
+  without   the service as of BASE (default: the merge base with main), exported with `git archive`:
+            no tracing code at all
+  off       this tree, no OTEL_* variables: tracing off (one test per instrumented place)
+  10%       this tree, OTEL_TRACES_SAMPLER=traceidratio, OTEL_TRACES_SAMPLER_ARG=0.1, exporting over
+            OTLP/HTTP to a local sink (this script, --sink) that accepts and drops the spans
+
+    .venv/bin/python bench/tracing_overhead.py                 # 3 rounds of 10 s per server
+    .venv/bin/python bench/tracing_overhead.py --rounds 5 --duration 15 --base main
+
+Uses bench/run.py's database seeding, hot set, servers and wrk measurement (wrk, PostgreSQL and Redis as
+bench/README.md says), and cleans up the same way. Prints the table for bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+import run as suite  # bench/run.py (this script's folder is on sys.path)
+
+
+def sink(port: int) -> None:
+    """An OTLP/HTTP endpoint that answers every export with 200 and keeps nothing."""
+    from aiohttp import web
+
+    async def accept(request):
+        await request.read()
+        return web.Response(body=b"", content_type="application/x-protobuf")
+
+    app = web.Application()
+    app.router.add_post("/v1/traces", accept)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def export_tree(base: str, into: Path) -> Path:
+    archive = subprocess.run(["git", "archive", base], cwd=suite.ROOT, capture_output=True, check=True).stdout
+    into.mkdir(parents=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def start_in(server: suite.Server, tree: Path) -> None:
+    """Start a server with `tree` as its working directory: `python -m service` imports the service from
+    there (the current directory comes first on sys.path, before the editable install's finder)."""
+    saved, suite.ROOT = suite.ROOT, tree
+    try:
+        server.start()
+    finally:
+        suite.ROOT = saved
+
+
+def has_tracing_code(server: suite.Server) -> bool:
+    with urllib.request.urlopen(server.url + "/metrics", timeout=5) as answer:
+        return b"db_statement_duration_seconds" in answer.read()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--base", default=None, help="git revision without tracing (default: merge base with main)")
+    parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.sink:
+        sink(args.sink)
+        return 0
+    if not shutil.which("wrk"):
+        print("error: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
+        return 1
+    base = args.base or subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=suite.ROOT, capture_output=True,
+                                       text=True, check=True).stdout.strip()
+    opts = suite.Options(users=args.users, hot=5000, rounds=args.rounds, duration=args.duration, warmup=args.warmup,
+                         connections=32, threads=2, w5_requests=0, only=("W1",), write=False,
+                         database_url=os.environ.get("DATABASE_URL", suite.DEFAULT_DATABASE_URL),
+                         redis_url=os.environ.get("REDIS_URL", suite.DEFAULT_REDIS_URL), quick=False)
+    tag = f"{time.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(3)}"
+    run = suite.Run(tag=tag, admin_url=opts.database_url, read_token=secrets.token_urlsafe(24),
+                    write_token=secrets.token_urlsafe(24), cache_prefix=f"aw_bench_{tag}:")
+    run.tmp = Path(tempfile.mkdtemp(prefix=f"aw_bench_{tag}_"))
+    run.ids_file, run.tokens_file = run.tmp / "user_ids.txt", run.tmp / "session_tokens.txt"
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    sink_process = None
+    try:
+        run.main_url = asyncio.run(suite.create_database(run, f"aw_bench_{tag}"))
+        suite.migrate.apply(run.main_url)
+        asyncio.run(suite.seed(run.main_url, opts.users))
+        asyncio.run(suite.pick_hot_set(run, opts))
+        sink_port = suite.free_port()
+        sink_process = subprocess.Popen([sys.executable, __file__, "--sink", str(sink_port)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        without = suite.service(run, "without", cache=False, opts=opts)
+        start_in(without, export_tree(base, run.tmp / "base"))
+        off = suite.service(run, "off", cache=False, opts=opts).start()
+        sampled = suite.service(run, "sampled", cache=False, opts=opts)
+        sampled.env.update({"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
+                            "OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"})
+        sampled.start()
+        assert not has_tracing_code(without) and has_tracing_code(off), "the 'without' server runs this tree"
+        servers = {"without": without, "off": off, "10%": sampled}
+        user_args = [str(run.ids_file), run.read_token]
+        results: dict[str, list[dict]] = {name: [] for name in servers}
+        load = os.getloadavg()[0]
+        for round_no in range(opts.rounds):
+            order = list(servers) if round_no % 2 == 0 else list(reversed(servers))  # no position bias
+            for name in order:
+                results[name].append(suite.measure(servers[name], "w1_user.lua", user_args, opts,
+                                                   f"W1 cache off, tracing {name} (round {round_no + 1})"))
+        print(table(results, opts, base, load))
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        for server in list(run.servers):
+            server.stop()
+        if sink_process is not None:
+            sink_process.terminate()
+            sink_process.wait(timeout=10)
+        asyncio.run(suite.drop_databases(run))
+        suite.clean_redis(opts.redis_url, run.cache_prefix)
+        shutil.rmtree(run.tmp, ignore_errors=True)
+
+
+def table(results: dict, opts, base: str, load: float) -> str:
+    rps = {name: statistics.median(r["rps"] for r in rounds) for name, rounds in results.items()}
+    p50 = {name: statistics.median(r["p50"] for r in rounds) for name, rounds in results.items()}
+    p99 = {name: statistics.median(r["p99"] for r in rounds) for name, rounds in results.items()}
+    lines = [
+        f"W1 (GET /v1/users/{{id}}, cache off), wrk -t{opts.threads} -c{opts.connections}, {opts.rounds} interleaved "
+        f"rounds of {opts.duration} s after {opts.warmup} s warm-up, {opts.users:,} users; "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {suite.machine()}, load {load:.1f} at start; "
+        f"'without' = {base[:10]}",
+        "",
+        "| server | req/s (median) | p50 ms | p99 ms | req/s per round | req/s vs without | req/s vs off |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in results:
+        per_round = ", ".join(f"{r['rps']:.0f}" for r in results[name])
+        lines.append(f"| tracing {name} | {rps[name]:.0f} | {p50[name]:.2f} | {p99[name]:.2f} | {per_round} | "
+                     f"{rps[name] / rps['without']:.3f} | {rps[name] / rps['off']:.3f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
