@@ -9,6 +9,7 @@ the most spans), three servers measured in the same run, interleaved:
 
     .venv/bin/python bench/tracing_overhead.py                 # 3 rounds of 10 s per server
     .venv/bin/python bench/tracing_overhead.py --rounds 5 --duration 15 --base main
+    .venv/bin/python bench/tracing_overhead.py --spans-only     # only the in-process span cost (seconds)
 
 Uses bench/run.py's database seeding, hot set, servers and wrk measurement (wrk, PostgreSQL and Redis as
 bench/README.md says), and cleans up the same way. Prints the table for bench/RESULTS.md.
@@ -69,6 +70,39 @@ def has_tracing_code(server: suite.Server) -> bool:
         return b"db_statement_duration_seconds" in answer.read()
 
 
+def span_cost() -> str:
+    """The spans of one W1 request (server + its SQL statement) in process, by thread CPU time (steadier
+    than wall time on a shared machine), with a batch processor and an exporter that drops everything."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+
+    from service import tracing
+
+    class Drop(SpanExporter):
+        def export(self, spans):
+            return SpanExportResult.SUCCESS
+
+    def request():
+        span, token = tracing.start_server_span("GET", "/v1/users/{id}", {})
+        tracing.trace_id_of(span)
+        with tracing.client_span("get_user_by_id", "postgresql", **{"db.operation.name": "get_user_by_id"}):
+            pass
+        tracing.end_server_span(span, token, 200)
+
+    lines = ["| sampler | µs of thread CPU per request (best of 7 × 5,000) |", "|---|---|"]
+    for ratio in (0.0, 0.1, 1.0):
+        tracing.install(BatchSpanProcessor(Drop()), sampler=TraceIdRatioBased(ratio))
+        best = float("inf")
+        for _ in range(7):
+            started = time.thread_time()
+            for _ in range(5000):
+                request()
+            best = min(best, (time.thread_time() - started) / 5000 * 1e6)
+        tracing.shutdown()
+        lines.append(f"| traceidratio {ratio} | {best:.1f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -77,9 +111,13 @@ def main(argv=None) -> int:
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--base", default=None, help="git revision without tracing (default: merge base with main)")
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--spans-only", action="store_true", help="only the in-process span cost table")
     args = parser.parse_args(argv)
     if args.sink:
         sink(args.sink)
+        return 0
+    if args.spans_only:
+        print(span_cost())
         return 0
     if not shutil.which("wrk"):
         print("error: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
@@ -120,9 +158,10 @@ def main(argv=None) -> int:
         for round_no in range(opts.rounds):
             order = list(servers) if round_no % 2 == 0 else list(reversed(servers))  # no position bias
             for name in order:
-                results[name].append(suite.measure(servers[name], "w1_user.lua", user_args, opts,
-                                                   f"W1 cache off, tracing {name} (round {round_no + 1})"))
+                results[name].append(measure_with_cpu(servers[name], user_args, opts,
+                                                      f"W1 cache off, tracing {name} (round {round_no + 1})"))
         print(table(results, opts, base, load))
+        print("\n" + span_cost())
         return 0
     except KeyboardInterrupt:
         return 130
@@ -137,23 +176,43 @@ def main(argv=None) -> int:
         shutil.rmtree(run.tmp, ignore_errors=True)
 
 
+def measure_with_cpu(server: suite.Server, user_args: list[str], opts, what: str) -> dict:
+    """wrk's numbers plus the server's CPU time per request: on a shared machine throughput swings with
+    the neighbours' load, while the CPU a request costs the process moves much less."""
+    import psutil
+
+    process = psutil.Process(server.proc.pid)
+    suite.wrk(server, "w1_user.lua", user_args, opts.warmup, opts.connections, opts.threads, what + " (warm-up)")
+    before = process.cpu_times()
+    result = suite.wrk(server, "w1_user.lua", user_args, opts.duration, opts.connections, opts.threads, what)
+    after = process.cpu_times()
+    result["cpu_us"] = ((after.user + after.system) - (before.user + before.system)) / result["requests"] * 1e6
+    suite.log(f"  {what:<44} {result['rps']:>7.0f} req/s  p50 {result['p50']:6.2f} ms  "
+              f"{result['cpu_us']:6.0f} us CPU/request" + ("  !! errors" if result["errors"] + result["non2xx"] else ""))
+    return result
+
+
 def table(results: dict, opts, base: str, load: float) -> str:
     rps = {name: statistics.median(r["rps"] for r in rounds) for name, rounds in results.items()}
     p50 = {name: statistics.median(r["p50"] for r in rounds) for name, rounds in results.items()}
     p99 = {name: statistics.median(r["p99"] for r in rounds) for name, rounds in results.items()}
+    cpu = {name: statistics.median(r["cpu_us"] for r in rounds) for name, rounds in results.items()}
     lines = [
         f"W1 (GET /v1/users/{{id}}, cache off), wrk -t{opts.threads} -c{opts.connections}, {opts.rounds} interleaved "
         f"rounds of {opts.duration} s after {opts.warmup} s warm-up, {opts.users:,} users; "
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {suite.machine()}, load {load:.1f} at start; "
         f"'without' = {base[:10]}",
         "",
-        "| server | req/s (median) | p50 ms | p99 ms | req/s per round | req/s vs without | req/s vs off |",
-        "|---|---|---|---|---|---|---|",
+        "| server | CPU µs/request (median) | per round | CPU vs without | CPU vs off | req/s (median) | "
+        "per round | p50 ms | p99 ms |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in results:
-        per_round = ", ".join(f"{r['rps']:.0f}" for r in results[name])
-        lines.append(f"| tracing {name} | {rps[name]:.0f} | {p50[name]:.2f} | {p99[name]:.2f} | {per_round} | "
-                     f"{rps[name] / rps['without']:.3f} | {rps[name] / rps['off']:.3f} |")
+        cpu_rounds = ", ".join(f"{r['cpu_us']:.0f}" for r in results[name])
+        rps_rounds = ", ".join(f"{r['rps']:.0f}" for r in results[name])
+        lines.append(f"| tracing {name} | {cpu[name]:.0f} | {cpu_rounds} | {cpu[name] / cpu['without']:.3f} | "
+                     f"{cpu[name] / cpu['off']:.3f} | {rps[name]:.0f} | {rps_rounds} | {p50[name]:.2f} | "
+                     f"{p99[name]:.2f} |")
     return "\n".join(lines)
 
 

@@ -65,14 +65,16 @@ def make_edge_middleware(metrics: Metrics, retry_after: int):
             if tracing.TRACER is None:  # tracing off: this test is all it costs
                 response = await answer(request, handler, request_id, None)
             else:
-                with tracing.server_span(request.method, route, request.headers) as span:
-                    trace_id = tracing.trace_id_of(span)
-                    try:
-                        response = await answer(request, handler, request_id, trace_id)
-                    except web.HTTPException as exc:
-                        tracing.finish_server_span(span, exc.status)
-                        raise
-                    tracing.finish_server_span(span, response.status)
+                span, token = tracing.start_server_span(request.method, route, request.headers)
+                trace_id = tracing.trace_id_of(span)
+                try:
+                    response = await answer(request, handler, request_id, trace_id)
+                    status = response.status
+                except web.HTTPException as exc:  # a redirect
+                    status = exc.status
+                    raise
+                finally:
+                    tracing.end_server_span(span, token, status)
             status = response.status
             return response
         except web.HTTPException as exc:  # a redirect, re-raised by problem_for

@@ -105,26 +105,42 @@ def shutdown() -> None:
 
 
 # ---- helpers for the instrumented places (each called only when TRACER is not None) ---------------
+# The request's span is started and made current by hand (start_span, context.attach) rather than with
+# start_as_current_span, whose generator-based context managers cost about as much again per request.
 
-_propagator = None
+_api = None  # (propagator, SpanKind.SERVER, context module, set_span_in_context), imported on first use
 
 
-def server_span(method: str, route: str, headers):
-    """The request's span, continuing the caller's W3C traceparent (and tracestate)."""
-    global _propagator
-    if _propagator is None:
-        from opentelemetry.trace.propagation.tracecontext import (
-            TraceContextTextMapPropagator,
-        )
+def _otel_api():
+    global _api
+    if _api is None:
+        from opentelemetry import context
+        from opentelemetry.trace import SpanKind, set_span_in_context
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-        _propagator = TraceContextTextMapPropagator()
-    from opentelemetry.trace import SpanKind
+        _api = (TraceContextTextMapPropagator(), SpanKind.SERVER, context, set_span_in_context)
+    return _api
 
-    return TRACER.start_as_current_span(
-        f"{method} {route}", context=_propagator.extract(headers), kind=SpanKind.SERVER,
-        attributes={"http.request.method": method, "http.route": route}, record_exception=False,
-        set_status_on_exception=False,
-    )
+
+def start_server_span(method: str, route: str, headers):
+    """The request's span, current until end_server_span, continuing the caller's W3C traceparent (and
+    tracestate). Returns (span, token for end_server_span)."""
+    propagator, server_kind, context, set_span_in_context = _otel_api()
+    parent = propagator.extract(headers) if "traceparent" in headers else None
+    span = TRACER.start_span(f"{method} {route}", context=parent, kind=server_kind,
+                             attributes={"http.request.method": method, "http.route": route})
+    return span, context.attach(set_span_in_context(span))
+
+
+def end_server_span(span, token, status: int) -> None:
+    _otel_api()[2].detach(token)
+    if span.is_recording():
+        span.set_attribute("http.response.status_code", status)
+        if status >= 500:
+            from opentelemetry.trace import Status, StatusCode
+
+            span.set_status(Status(StatusCode.ERROR))
+    span.end()
 
 
 def trace_id_of(span) -> str | None:
@@ -132,14 +148,6 @@ def trace_id_of(span) -> str | None:
     logging either way), or None."""
     context = span.get_span_context()
     return format(context.trace_id, "032x") if context.trace_id else None
-
-
-def finish_server_span(span, status: int) -> None:
-    span.set_attribute("http.response.status_code", status)
-    if status >= 500:
-        from opentelemetry.trace import Status, StatusCode
-
-        span.set_status(Status(StatusCode.ERROR))
 
 
 _NOT_RECORDED = contextlib.nullcontext()

@@ -7,6 +7,8 @@ import asyncio
 import json
 import logging
 import os
+import subprocess
+import sys
 import uuid
 
 import aiohttp
@@ -16,7 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from service import tracing
+from service import PROJECT_ROOT, tracing
 from service.app import create_app
 from tests.conftest import READ, WRITE, make_settings, problem, unique_email
 from tests.stripe_helpers import checkout_event, deliver_ok, subscription_event, uid
@@ -306,3 +308,15 @@ def test_serve_refuses_an_unsupported_otel_exporter_with_one_line(migrated_datab
     assert process.returncode == 1
     assert stderr.strip().splitlines() == [
         "error: OTEL_EXPORTER_OTLP_PROTOCOL='grpc': this service sends http/protobuf"]
+
+
+def test_with_tracing_off_opentelemetry_is_not_even_imported():
+    code = ("import sys; from service.app import create_app; from service.settings import load_settings; "
+            "from service import tracing; assert not tracing.configure_from_env({}); "
+            "create_app(load_settings(env={})); "
+            "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
