@@ -83,8 +83,7 @@ def span_cost() -> str:
             return SpanExportResult.SUCCESS
 
     def request():
-        span, token = tracing.start_server_span("GET", "/v1/users/{id}", {})
-        tracing.trace_id_of(span)
+        span, token, _ = tracing.start_server_span("GET", "/v1/users/{id}", {})
         with tracing.client_span("get_user_by_id", "postgresql", **{"db.operation.name": "get_user_by_id"}):
             pass
         tracing.end_server_span(span, token, 200)
@@ -111,6 +110,8 @@ def main(argv=None) -> int:
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--base", default=None, help="git revision without tracing (default: merge base with main)")
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--ratios", type=lambda text: [float(r) for r in text.split(",")], default=[0.1],
+                        help="sampling ratios of the traced servers, comma separated (default 0.1)")
     parser.add_argument("--spans-only", action="store_true", help="only the in-process span cost table")
     args = parser.parse_args(argv)
     if args.sink:
@@ -146,12 +147,13 @@ def main(argv=None) -> int:
         without = suite.service(run, "without", cache=False, opts=opts)
         start_in(without, export_tree(base, run.tmp / "base"))
         off = suite.service(run, "off", cache=False, opts=opts).start()
-        sampled = suite.service(run, "sampled", cache=False, opts=opts)
-        sampled.env.update({"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
-                            "OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"})
-        sampled.start()
+        servers = {"without": without, "off": off}
+        for ratio in args.ratios:
+            sampled = suite.service(run, f"sampled-{ratio:g}", cache=False, opts=opts)
+            sampled.env.update({"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
+                                "OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": str(ratio)})
+            servers[f"{ratio:.0%}"] = sampled.start()
         assert not has_tracing_code(without) and has_tracing_code(off), "the 'without' server runs this tree"
-        servers = {"without": without, "off": off, "10%": sampled}
         user_args = [str(run.ids_file), run.read_token]
         results: dict[str, list[dict]] = {name: [] for name in servers}
         load = os.getloadavg()[0]

@@ -48,8 +48,8 @@ def app_route_tables():
 def make_edge_middleware(metrics: Metrics, retry_after: int):
     """Around everything else: the request id, the request's server span when tracing is on (its trace
     id goes into the access line and every problem answer), every error answered as problem+json
-    (problems.py), then the access line and the metrics, so errors are counted too. One middleware, not three: each
-    aiohttp middleware layer costs a wrapper call on every request."""
+    (problems.py), then the access line and the metrics, so errors are counted too. One middleware,
+    not three: each aiohttp middleware layer costs a wrapper call on every request."""
 
     @web.middleware
     async def edge(request: web.Request, handler):
@@ -65,8 +65,7 @@ def make_edge_middleware(metrics: Metrics, retry_after: int):
             if tracing.TRACER is None:  # tracing off: this test is all it costs
                 response = await answer(request, handler, request_id, None)
             else:
-                span, token = tracing.start_server_span(request.method, route, request.headers)
-                trace_id = tracing.trace_id_of(span)
+                span, token, trace_id = tracing.start_server_span(request.method, route, request.headers)
                 try:
                     response = await answer(request, handler, request_id, trace_id)
                     status = response.status

@@ -85,8 +85,8 @@ _NAMES_BY_SQL = {sql: name for name, sql in Q.items()}
 
 
 def statement_name(sql: str) -> str:
-    """The sql/ name of a statement; "other" for SQL that is not one (asyncpg's own introspection):
-    never the text, which could carry values."""
+    """The sql/ name of a statement; "other" for SQL that is not one (built at run time: list queries,
+    partial updates; asyncpg's own catalogue queries): never the text."""
     return _NAMES_BY_SQL.get(sql, "other")
 
 

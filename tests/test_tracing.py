@@ -320,3 +320,28 @@ def test_with_tracing_off_opentelemetry_is_not_even_imported():
                           timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+async def test_ratio_sampling_of_requests_without_a_caller_keeps_exactly_the_ids_the_rule_picks(
+        aiohttp_client, migrated_database_url, redis_url):
+    """traceidratio: the decision for a request this service starts is taken before the SDK is called
+    (tracing.start_server_span); the SDK must record those requests, under the trace id the answer shows."""
+    from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+
+    exporter = InMemorySpanExporter()
+    sampler = TraceIdRatioBased(0.5)
+    tracing.install(SimpleSpanProcessor(exporter), sampler=sampler)
+    try:
+        client = await aiohttp_client(create_app(make_settings(migrated_database_url, redis_url)))
+        answered = []
+        for _ in range(40):
+            body = await problem(await client.get(f"/v1/users/{uuid.uuid4().hex}", headers=READ), 404)
+            answered.append(body["traceId"])
+    finally:
+        tracing.shutdown()
+    picked = {t for t in answered if int(t, 16) & ((1 << 64) - 1) < sampler.bound}
+    assert 0 < len(picked) < 40  # 40 draws at 1/2: both outcomes (all or none has odds of 2^-39)
+    recorded = {format(s.context.trace_id, "032x") for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER}
+    assert recorded == picked
+    sql = {format(s.context.trace_id, "032x") for s in exporter.get_finished_spans() if s.name == "get_user_by_id"}
+    assert sql == picked  # and their statements, in the same traces
