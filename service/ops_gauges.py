@@ -9,14 +9,12 @@ scrape per instance would put ops' load on the database; so each instance refres
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import time
 
 from aiohttp import web
 
-from .db import DatabaseUnavailable
-from .deps import DEPS, SETTINGS, Deps
+from .background import every
+from .deps import DEPS, Deps
 from .metrics import (
     GAUGES_REFRESHED,
     MIGRATIONS_DRIFTED,
@@ -27,7 +25,6 @@ from .metrics import (
 )
 from .queries import Q
 
-log = logging.getLogger("service.ops_gauges")
 MIGRATIONS_EVERY = 10  # refreshes
 
 
@@ -47,25 +44,9 @@ async def refresh(deps: Deps, with_migrations: bool) -> None:
         REPLICA_LAG.set(await deps.read_db.replica.fetchval(Q.ops_replica_lag))
 
 
-async def gauges_in_background(app: web.Application):
-    """cleanup_ctx: refresh at start and then every metrics_refresh_seconds (0 turns it off)."""
-    interval = app[SETTINGS].metrics_refresh_seconds
+async def _refresh(app: web.Application, round_number: int) -> None:
+    await refresh(app[DEPS], round_number % MIGRATIONS_EVERY == 0)
 
-    async def loop():
-        count = 0
-        while True:
-            try:
-                await refresh(app[DEPS], count % MIGRATIONS_EVERY == 0)
-            except (DatabaseUnavailable, OSError) as exc:
-                log.warning("background gauges not refreshed: %s", exc)
-            except Exception:
-                log.exception("background gauges failed")
-            count += 1
-            await asyncio.sleep(interval)
 
-    task = asyncio.create_task(loop()) if interval > 0 else None
-    yield
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+# cleanup_ctx: refresh at start and then every metrics_refresh_seconds (0 turns it off).
+gauges_in_background = every("metrics_refresh_seconds", _refresh, "background gauges", at_start=True)

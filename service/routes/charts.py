@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-
 from aiohttp import web
 
+from ..background import every
 from ..data import charts
-from ..db import DatabaseUnavailable
-from ..deps import DEPS, SETTINGS, deps_of
+from ..deps import DEPS, deps_of
 from ..problems import bad_request
 from ..routing import READ, WRITE, RouteTable, cached_json, json_response, read_body
 from ..schemas import Chart, ChartCreate, Count, ListPage
 from . import lists
 
-log = logging.getLogger("service.charts")
 routes = RouteTable("charts")
 
 
@@ -63,23 +58,9 @@ async def sweep(request):
     return json_response({"count": result.count})
 
 
-async def sweep_in_background(app: web.Application):
-    """cleanup_ctx: sweep every sweep_interval_seconds (0 turns it off) until the app stops."""
-    interval = app[SETTINGS].sweep_interval_seconds
+async def _sweep(app: web.Application, _round: int) -> None:
+    await charts.sweep_expired(app[DEPS])
 
-    async def loop():
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await charts.sweep_expired(app[DEPS])
-            except DatabaseUnavailable as exc:
-                log.warning("chart sweep skipped: %s", exc)
-            except Exception:
-                log.exception("chart sweep failed")
 
-    task = asyncio.create_task(loop()) if interval > 0 else None
-    yield
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+# cleanup_ctx: sweep every sweep_interval_seconds (0 turns it off) until the app stops.
+sweep_in_background = every("sweep_interval_seconds", _sweep, "chart sweep")
