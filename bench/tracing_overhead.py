@@ -102,6 +102,65 @@ def span_cost() -> str:
     return "\n".join(lines)
 
 
+async def in_process(run: suite.Run, sink_url: str, blocks: int, requests: int) -> str:
+    """The same W1 requests against one app in this process, tracing switched off and on (10 %, OTLP to
+    the sink) between blocks: CPU time of this process (every thread: the exporter's too) per request.
+    The client's share is in both; the difference is what tracing costs a request."""
+    import random
+
+    from aiohttp.test_utils import TestClient, TestServer
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+
+    from service import tracing
+    from service.app import create_app
+    from service.settings import load_settings
+
+    settings = load_settings(env={}, database_url=run.main_url, cache_enabled=False, sweep_interval_seconds=0,
+                             metrics_refresh_seconds=0, log_level="WARNING",
+                             service_tokens=f"bench-read:{run.read_token}:read")
+    ids = run.hot_ids
+    headers = {"Authorization": f"Bearer {run.read_token}"}
+    client = TestClient(TestServer(create_app(settings)))
+    await client.start_server()
+    per_request = {"off": [], "10%": []}
+    # One provider for the whole run (its exporter thread and HTTP session stay up, as in a server);
+    # between blocks the service's tracer is switched off and on, which is exactly the service's test.
+    tracing.install(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{sink_url}/v1/traces")),
+                    sampler=TraceIdRatioBased(0.1))
+    tracer = tracing.TRACER
+    try:
+        for _ in range(requests // 4):  # warm-up, both ways
+            async with client.get(f"/v1/users/{random.choice(ids)}", headers=headers) as answer:
+                await answer.read()
+        for block in range(blocks * 2):
+            name = ("off", "10%")[(block + block // 2) % 2]  # off, 10%, 10%, off, off, 10%, ...
+            tracing.TRACER = tracer if name == "10%" else None
+            started = time.process_time()
+            for _ in range(requests):
+                async with client.get(f"/v1/users/{random.choice(ids)}", headers=headers) as answer:
+                    await answer.read()
+            per_request[name].append((time.process_time() - started) / requests * 1e6)
+    finally:
+        tracing.TRACER = tracer
+        tracing.shutdown()
+        await client.close()
+    off, on = statistics.median(per_request["off"]), statistics.median(per_request["10%"])
+    return "\n".join([
+        f"In process: {blocks} blocks of {requests:,} sequential W1 requests each way, alternating; process CPU "
+        "(all threads, client included) per request",
+        "",
+        "| tracing | CPU µs/request (median) | per block |",
+        "|---|---|---|",
+        *(f"| {name} | {statistics.median(values):.0f} | {', '.join(f'{v:.0f}' for v in values)} |"
+          for name, values in per_request.items()),
+        "",
+        f"10 % sampling costs {on - off:.1f} µs of CPU per request ({on / off:.3f} of the tracing-off request "
+        "including the client's part).",
+    ])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -112,6 +171,8 @@ def main(argv=None) -> int:
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--ratios", type=lambda text: [float(r) for r in text.split(",")], default=[0.1],
                         help="sampling ratios of the traced servers, comma separated (default 0.1)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="only the in-process comparison (tracing off vs 10 %% in one app, alternating blocks)")
     parser.add_argument("--spans-only", action="store_true", help="only the in-process span cost table")
     args = parser.parse_args(argv)
     if args.sink:
@@ -144,6 +205,10 @@ def main(argv=None) -> int:
         sink_port = suite.free_port()
         sink_process = subprocess.Popen([sys.executable, __file__, "--sink", str(sink_port)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if args.in_process:
+            time.sleep(1)  # the sink starts listening
+            print(asyncio.run(in_process(run, f"http://127.0.0.1:{sink_port}", opts.rounds, 2000)))
+            return 0
         without = suite.service(run, "without", cache=False, opts=opts)
         start_in(without, export_tree(base, run.tmp / "base"))
         off = suite.service(run, "off", cache=False, opts=opts).start()
