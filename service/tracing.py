@@ -120,7 +120,9 @@ def _otel_api():
     if _api is None:
         from opentelemetry import context
         from opentelemetry.trace import SpanKind, set_span_in_context
-        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+        from opentelemetry.trace.propagation.tracecontext import (
+            TraceContextTextMapPropagator,
+        )
 
         _api = (TraceContextTextMapPropagator(), SpanKind.SERVER, context, set_span_in_context)
     return _api
@@ -226,7 +228,7 @@ class _ChildSpan:
     """start_as_current_span without its generator-based context managers (a third of a traced request's
     tracing time in the profile): start, make current, and on exit restore, record an error, end."""
 
-    __slots__ = ("name", "kind", "attributes", "span", "token")
+    __slots__ = ("attributes", "kind", "name", "span", "token")
 
     def __init__(self, name, kind, attributes):
         self.name, self.kind, self.attributes = name, kind, attributes

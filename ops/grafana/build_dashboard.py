@@ -22,31 +22,31 @@ SECTIONS = [
         ("Traffic (requests/s)", "reqps", [
             (f'sum by (route) (rate(http_requests_total{{{JOB}}}[{RATE}]))', "{{route}}")]),
         ("Errors (share of answers that are 5xx)", "percentunit", [
-            (f'1 - sum by (route) (rate(http_requests_total{{{JOB},status!~"5.."}}[{RATE}]))'
-             f' / sum by (route) (rate(http_requests_total{{{JOB}}}[{RATE}]))', "{{route}}")]),
+            ((f'1 - sum by (route) (rate(http_requests_total{{{JOB},status!~"5.."}}[{RATE}]))'
+             f' / sum by (route) (rate(http_requests_total{{{JOB}}}[{RATE}]))'), "{{route}}")]),
         ("Latency p99", "s", [
-            (f'histogram_quantile(0.99, sum by (route, le) '
-             f'(rate(http_request_duration_seconds_bucket{{{JOB}}}[{RATE}])))', "{{route}}")]),
+            ((f'histogram_quantile(0.99, sum by (route, le) '
+             f'(rate(http_request_duration_seconds_bucket{{{JOB}}}[{RATE}])))'), "{{route}}")]),
         ("Latency p50", "s", [
-            (f'histogram_quantile(0.5, sum by (route, le) '
-             f'(rate(http_request_duration_seconds_bucket{{{JOB}}}[{RATE}])))', "{{route}}")]),
+            ((f'histogram_quantile(0.5, sum by (route, le) '
+             f'(rate(http_request_duration_seconds_bucket{{{JOB}}}[{RATE}])))'), "{{route}}")]),
         ("Answers by status", "reqps", [
             (f'sum by (status) (rate(http_requests_total{{{JOB}}}[{RATE}]))', "{{status}}")]),
     ]),
     ("Database pool and statements", [
         ("Pool saturation (in use / max)", "percentunit", [
-            (f'sum by (pool) (db_pool_connections{{{JOB},state="in_use"}})'
-             f' / sum by (pool) (db_pool_connections{{{JOB},state="max"}})', "{{pool}}")]),
+            ((f'sum by (pool) (db_pool_connections{{{JOB},state="in_use"}})'
+             f' / sum by (pool) (db_pool_connections{{{JOB},state="max"}})'), "{{pool}}")]),
         ("Callers waiting for a connection", "short", [
             (f'sum by (pool) (db_pool_waiting{{{JOB}}})', "{{pool}}")]),
         ("Connection wait p99", "s", [
-            (f'histogram_quantile(0.99, sum by (pool, le) '
-             f'(rate(db_pool_acquire_wait_seconds_bucket{{{JOB}}}[{RATE}])))', "{{pool}}")]),
+            ((f'histogram_quantile(0.99, sum by (pool, le) '
+             f'(rate(db_pool_acquire_wait_seconds_bucket{{{JOB}}}[{RATE}])))'), "{{pool}}")]),
         ("Connection timeouts (503s)", "ops", [
             (f'sum by (pool) (rate(db_pool_acquire_timeouts_total{{{JOB}}}[{RATE}]))', "{{pool}}")]),
         ("Slowest statements p99 (top 10)", "s", [
-            (f'topk(10, histogram_quantile(0.99, sum by (statement, le) '
-             f'(rate(db_statement_duration_seconds_bucket{{{JOB}}}[{RATE}]))))', "{{statement}}")]),
+            ((f'topk(10, histogram_quantile(0.99, sum by (statement, le) '
+             f'(rate(db_statement_duration_seconds_bucket{{{JOB}}}[{RATE}]))))'), "{{statement}}")]),
         ("Statements/s (top 10)", "ops", [
             (f'topk(10, sum by (statement) (rate(db_statement_duration_seconds_count{{{JOB}}}[{RATE}])))',
              "{{statement}}")]),
@@ -57,8 +57,8 @@ SECTIONS = [
     ]),
     ("Cache", [
         ("Hit ratio by kind", "percentunit", [
-            (f'sum by (kind) (rate(cache_lookups_total{{{JOB},result="hit"}}[{RATE}]))'
-             f' / sum by (kind) (rate(cache_lookups_total{{{JOB}}}[{RATE}]))', "{{kind}}")]),
+            ((f'sum by (kind) (rate(cache_lookups_total{{{JOB},result="hit"}}[{RATE}]))'
+             f' / sum by (kind) (rate(cache_lookups_total{{{JOB}}}[{RATE}]))'), "{{kind}}")]),
         ("Lookups/s by kind and result", "ops", [
             (f'sum by (kind, result) (rate(cache_lookups_total{{{JOB}}}[{RATE}]))', "{{kind}} {{result}}")]),
         ("Redis errors/s", "ops", [(f'sum(rate(cache_errors_total{{{JOB}}}[{RATE}]))', "errors")]),
@@ -69,8 +69,8 @@ SECTIONS = [
             (f'histogram_quantile(0.99, sum by (le) (rate(bcrypt_queue_wait_seconds_bucket{{{JOB}}}[{RATE}])))',
              "wait")]),
         ("Hash / check time p99", "s", [
-            (f'histogram_quantile(0.99, sum by (operation, le) '
-             f'(rate(bcrypt_duration_seconds_bucket{{{JOB}}}[{RATE}])))', "{{operation}}")]),
+            ((f'histogram_quantile(0.99, sum by (operation, le) '
+             f'(rate(bcrypt_duration_seconds_bucket{{{JOB}}}[{RATE}])))'), "{{operation}}")]),
     ]),
     ("Stripe", [
         ("Events/s by outcome", "ops", [
