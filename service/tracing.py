@@ -182,9 +182,11 @@ def start_server_span(method: str, route: str, headers):
             return None, None, format(trace_id, "032x")  # not sampled: no span, nothing current
         _chosen_trace_id = trace_id  # start_span below is synchronous: no other request can take it
     propagator, server_kind, context, set_span_in_context = _otel_api()
-    span = TRACER.start_span(f"{method} {route}", context=propagator.extract(headers) if has_parent else None,
-                             kind=server_kind, attributes={"http.request.method": method, "http.route": route})
-    _chosen_trace_id = 0
+    try:
+        span = TRACER.start_span(f"{method} {route}", context=propagator.extract(headers) if has_parent else None,
+                                 kind=server_kind, attributes={"http.request.method": method, "http.route": route})
+    finally:
+        _chosen_trace_id = 0
     return span, context.attach(set_span_in_context(span)), trace_id_of(span)
 
 
