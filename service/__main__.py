@@ -4,6 +4,7 @@
   dev                                         migrate, then serve with a printed development token
   migrate [apply|list|rollback|adopt|new|reset]
   sweep | stripe-replay FILE | backup --out FILE | restore FILE
+  doctor [--json]                             check the deployment, one line per check
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 
 from . import migrate as migrations
 from .settings import SettingsError, load_settings
+from .tracing import TracingConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument("--out", required=True)
     restore = commands.add_parser("restore", help="pg_restore a backup into an empty database")
     restore.add_argument("file")
+
+    doctor = commands.add_parser("doctor", help="check this deployment: one line per check, exit 1 on a failure")
+    doctor.add_argument("--json", action="store_true", help="one JSON object, for scripts")
 
     migrate = commands.add_parser("migrate", help="apply or inspect database migrations")
     migrate.add_argument(
@@ -94,6 +99,10 @@ def run_command(args, settings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "doctor":  # before load_settings: a bad setting is one of its checks
+        from .doctor import main as doctor
+
+        return doctor(args.json)
     try:
         settings = load_settings()
         if args.command == "migrate":
@@ -109,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             return serve(settings, host=args.host, port=args.port, workers=args.workers)
         if args.command == "dev":
             return dev(settings)
-    except (migrations.MigrateError, SettingsError) as exc:
+    except (migrations.MigrateError, SettingsError, TracingConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ import uuid
 
 from aiohttp import web, web_response
 
+from . import tracing
 from .auth import make_auth_middleware, parse_service_tokens
 from .deps import DEPS, METRICS, OPENAPI, REQUEST_ID, SETTINGS
 from .logs import log_access
@@ -45,9 +46,10 @@ def app_route_tables():
 
 
 def make_edge_middleware(metrics: Metrics, retry_after: int):
-    """Around everything else: the request id, every error answered as problem+json (problems.py),
-    then the access line and the metrics, so errors are counted too. One middleware, not three: each
-    aiohttp middleware layer costs a wrapper call on every request."""
+    """Around everything else: the request id, the request's server span when tracing is on (its trace
+    id goes into the access line and every problem answer), every error answered as problem+json
+    (problems.py), then the access line and the metrics, so errors are counted too. One middleware,
+    not three: each aiohttp middleware layer costs a wrapper call on every request."""
 
     @web.middleware
     async def edge(request: web.Request, handler):
@@ -58,13 +60,21 @@ def make_edge_middleware(metrics: Metrics, retry_after: int):
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
         status = 500
+        trace_id = None
         try:
-            try:
-                response = await handler(request)
-            except Exception as exc:  # noqa: BLE001 - every error becomes a problem answer
-                response = problem_for(exc, request, request_id, retry_after)
+            if tracing.TRACER is None:  # tracing off: this test is all it costs
+                response = await answer(request, handler, request_id, None)
+            else:
+                span, token, trace_id = tracing.start_server_span(request.method, route, request.headers)
+                try:
+                    response = await answer(request, handler, request_id, trace_id)
+                    status = response.status
+                except web.HTTPException as exc:  # a redirect
+                    status = exc.status
+                    raise
+                finally:
+                    tracing.end_server_span(span, token, status)
             status = response.status
-            response.headers["X-Request-Id"] = request_id
             return response
         except web.HTTPException as exc:  # a redirect, re-raised by problem_for
             status = exc.status
@@ -74,7 +84,15 @@ def make_edge_middleware(metrics: Metrics, retry_after: int):
             elapsed = time.perf_counter() - started
             metrics.observe_request(request.method, route, status, elapsed)
             # The path template, not the path: ids and e-mails in paths stay out of the logs.
-            log_access(request_id, request.method, route, status, elapsed)
+            log_access(request_id, request.method, route, status, elapsed, trace_id)
+
+    async def answer(request: web.Request, handler, request_id: str, trace_id: str | None) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except Exception as exc:  # noqa: BLE001 - every error becomes a problem answer
+            response = problem_for(exc, request, request_id, retry_after, trace_id)
+        response.headers["X-Request-Id"] = request_id
+        return response
 
     return edge
 
@@ -103,6 +121,9 @@ def create_app(settings: Settings) -> web.Application:
     from .routes.charts import sweep_in_background
 
     app.cleanup_ctx.append(sweep_in_background)
+    from .ops_gauges import gauges_in_background
+
+    app.cleanup_ctx.append(gauges_in_background)
     return app
 
 

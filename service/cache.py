@@ -26,7 +26,9 @@ import os
 import struct
 import time
 from collections import OrderedDict
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
+
+from . import tracing
 
 log = logging.getLogger("service.cache")
 
@@ -41,6 +43,17 @@ class CacheStats:
         self.hits = 0
         self.misses = 0
         self.errors = 0
+        self.by_kind: dict[tuple[str, str], int] = {}  # (key kind, "hit"|"miss") -> count, for /metrics
+
+    def hit(self, key: str) -> None:
+        self.hits += 1
+        kind = (key.partition(":")[0], "hit")  # the kind is the key's first part: user, session, chart...
+        self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+
+    def miss(self, key: str) -> None:
+        self.misses += 1
+        kind = (key.partition(":")[0], "miss")
+        self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
 
     def as_dict(self, backend: str) -> dict:
         total = self.hits + self.misses
@@ -233,7 +246,7 @@ class NearCache:
 
     RESUBSCRIBE_AFTER = 1.0
 
-    def __init__(self, backend: "RedisBackend", url: str, max_entries: int, ttl: float, timeout: float):
+    def __init__(self, backend: RedisBackend, url: str, max_entries: int, ttl: float, timeout: float):
         import redis.asyncio as redis
 
         self.backend = backend
@@ -333,7 +346,7 @@ class Cache:
         if near is not None:
             cached = near.get(key)
             if cached is not None:
-                self.stats.hits += 1
+                self.stats.hit(key)
                 return None if cached == NOT_FOUND else cached
             near_epoch = near.memory.epoch  # before the GET: a copy must not outlive a racing invalidation
         task = self._inflight.get(key)
@@ -343,7 +356,7 @@ class Cache:
             # looks again (one more GET, on misses only) so that a fill finished meanwhile is used.
             cached, epoch, seconds_left = await self._call(self.backend.get_entry(key), (None, None, None))
             if cached is not None:
-                self.stats.hits += 1
+                self.stats.hit(key)
                 if near is not None:
                     near.keep(key, cached, seconds_left, near_epoch)
                 return None if cached == NOT_FOUND else cached
@@ -355,9 +368,9 @@ class Cache:
             task.add_done_callback(lambda done: self._finished(key, done))
         value, hit = await asyncio.shield(task)
         if hit:
-            self.stats.hits += 1
+            self.stats.hit(key)
         else:
-            self.stats.misses += 1
+            self.stats.miss(key)
         return value
 
     def _finished(self, key: str, task: asyncio.Task) -> None:
@@ -431,7 +444,11 @@ class Cache:
             if self._pending:
                 await self._flush_pending()
             async with asyncio.timeout(self.timeout):  # not wait_for: no task per call
-                result = await awaitable
+                if tracing.TRACER is None:
+                    result = await awaitable
+                else:  # one span per backend call: "cache get_entry", "cache fill", ...
+                    with tracing.client_span(f"cache {awaitable.__name__}", self.backend.name):
+                        result = await awaitable
             return ok if ok is not None else result
         except asyncio.CancelledError:
             awaitable.close()  # not started when the flush was cancelled: no "never awaited" warning

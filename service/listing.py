@@ -20,7 +20,7 @@ import math
 import re
 import time as clock
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -164,9 +164,9 @@ def parse_value(f: Field, raw: str, param: str) -> Any:
     try:
         if f.kind == "time":
             value = datetime.fromisoformat(raw.replace("Z", "+00:00") if raw.endswith("Z") else raw)
-            value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+            value = value if value.tzinfo else value.replace(tzinfo=UTC)
             try:
-                return value.astimezone(timezone.utc)  # 0001-01-01T00:00+14:00 has no UTC datetime
+                return value.astimezone(UTC)  # 0001-01-01T00:00+14:00 has no UTC datetime
             except OverflowError:
                 raise ValueError("is out of range") from None
         if f.kind == "enum":

@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
 
+from . import tracing
+from .metrics import BCRYPT_QUEUE_DEPTH, BCRYPT_SECONDS, BCRYPT_WAIT_SECONDS
 from .problems import validation
 
 MAX_BYTES = 72  # bcrypt's limit; bcrypt 5 raises on longer input instead of truncating
 
 _executor = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1), thread_name_prefix="bcrypt")
+_queue_lock = threading.Lock()
 # A real hash to check against when a user has no password, so the answer takes the same time.
 _DUMMY_HASH = bcrypt.hashpw(b"not a password", bcrypt.gensalt(4))
 
@@ -33,21 +38,52 @@ def password_bytes(password: str, field: str = "password") -> bytes:
     return encoded
 
 
+async def _in_pool(operation: str, work, *args):
+    """Run one bcrypt call on the pool, measured: queue depth and wait, time on the thread, and a span
+    when tracing is on. The one place bcrypt work is submitted (issue 14's bounded pool goes here)."""
+    submitted = time.perf_counter()
+    queued = [True]
+    BCRYPT_QUEUE_DEPTH.inc()
+
+    def leave_queue() -> None:
+        # Once, by the thread that starts the job or by the caller whose job was cancelled unstarted.
+        with _queue_lock:
+            if queued[0]:
+                queued[0] = False
+                BCRYPT_QUEUE_DEPTH.dec()
+
+    def measured():
+        started = time.perf_counter()
+        leave_queue()
+        BCRYPT_WAIT_SECONDS.observe(started - submitted)
+        try:
+            return work(*args)
+        finally:
+            BCRYPT_SECONDS.labels(operation).observe(time.perf_counter() - started)
+
+    future = asyncio.get_running_loop().run_in_executor(_executor, measured)
+    try:
+        if tracing.TRACER is None:
+            return await future
+        with tracing.client_span(f"bcrypt {operation}", "bcrypt"):
+            return await future
+    finally:
+        leave_queue()
+
+
 async def hash_password(password: str, rounds: int, field: str = "password") -> str:
     encoded = password_bytes(password, field)
-    loop = asyncio.get_running_loop()
-    hashed = await loop.run_in_executor(_executor, lambda: bcrypt.hashpw(encoded, bcrypt.gensalt(rounds)))
+    hashed = await _in_pool("hash", lambda: bcrypt.hashpw(encoded, bcrypt.gensalt(rounds)))
     return hashed.decode("ascii")
 
 
 async def check_password(password: str, stored_hash: str | None) -> bool:
     encoded = password_bytes(password)
-    loop = asyncio.get_running_loop()
     if stored_hash is None:
         # Same work as a real check (at the dummy's cost), then "no".
-        await loop.run_in_executor(_executor, bcrypt.checkpw, encoded, _DUMMY_HASH)
+        await _in_pool("check", bcrypt.checkpw, encoded, _DUMMY_HASH)
         return False
     try:
-        return await loop.run_in_executor(_executor, bcrypt.checkpw, encoded, stored_hash.encode("ascii"))
+        return await _in_pool("check", bcrypt.checkpw, encoded, stored_hash.encode("ascii"))
     except ValueError:  # a stored value that is not a bcrypt hash
         return False

@@ -20,7 +20,7 @@ async def open_deps(settings: Settings):
     try:
         if settings.database_read_url:
             # min_size=0: the service starts (and reads from the primary) even when the replica is down.
-            replica = await Database.connect(settings.database_read_url, settings, min_size=0)
+            replica = await Database.connect(settings.database_read_url, settings, min_size=0, name="replica")
             read_db = ReplicaDatabase(replica, db)
         cache = create_cache(settings, settings.cache_prefix)
         cache.enabled = settings.cache_enabled

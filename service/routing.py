@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 import msgspec
@@ -65,7 +66,7 @@ async def read_body(request: web.Request, struct: type):
     gets a 408, so slow clients hold neither a connection of the pool nor a handler for long."""
     try:
         raw = await asyncio.wait_for(request.read(), request.app[SETTINGS].body_read_timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise Problem(408, "the request body arrived too slowly") from None
     if not raw:
         raise Problem(400, "a JSON body is required")

@@ -10,6 +10,7 @@ import signal
 
 from aiohttp import web
 
+from . import tracing
 from .app import create_app
 from .logs import setup_logging
 from .settings import Settings
@@ -37,6 +38,7 @@ async def _freeze_startup_objects(_app) -> None:
 def _run_one(settings: Settings, host: str, port: int, reuse_port: bool, announce: str | None = None) -> None:
     _use_uvloop()
     setup_logging(settings.log_level)
+    tracing.configure_from_env()  # per process: after a fork, the exporter's thread is this process's
     app = create_app(settings)
     app.on_startup.append(_freeze_startup_objects)
     if announce:
@@ -46,14 +48,18 @@ def _run_one(settings: Settings, host: str, port: int, reuse_port: bool, announc
         app.on_startup.append(show)
     # run_app stops listening on SIGTERM/SIGINT, lets in-flight requests finish (shutdown_timeout),
     # runs the cleanup (pool closed) and returns: exit status 0.
-    web.run_app(app, host=host, port=port, reuse_port=reuse_port, access_log=None,
-                shutdown_timeout=SHUTDOWN_TIMEOUT, print=None, handle_signals=True)
+    try:
+        web.run_app(app, host=host, port=port, reuse_port=reuse_port, access_log=None,
+                    shutdown_timeout=SHUTDOWN_TIMEOUT, print=None, handle_signals=True)
+    finally:
+        tracing.shutdown()  # the spans still buffered are sent
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None, workers: int = 1,
           announce: str | None = None) -> int:
     host = host or settings.host
     port = port or settings.port
+    tracing.validate_env()  # a bad OTEL_* value stops the start here, once, not in every worker
     if workers <= 1:
         _run_one(settings, host, port, reuse_port=False, announce=announce)
         return 0

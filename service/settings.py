@@ -65,11 +65,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # expired sessions and sign-in tokens (issue 15): the sweeps pause between batches
     sweep_pause_ms: int = 20
 
+    # observability
+    metrics_refresh_seconds: float = 15.0  # background gauges (Stripe backlog, replica lag, migrations)
+
     @property
     def is_production(self) -> bool:
         return self.environment.lower() in ("production", "prod")
 
-    def replace(self, **changes) -> "Settings":
+    def replace(self, **changes) -> Settings:
         return msgspec.structs.replace(self, **changes)
 
 

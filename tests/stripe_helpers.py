@@ -22,7 +22,7 @@ def sign(payload: bytes | str, secret: str = STRIPE_SECRET, timestamp: int | Non
     if isinstance(payload, bytes):
         payload = payload.decode("utf-8")
     t = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(secret.encode("utf-8"), f"{t}.{payload}".encode("utf-8"), hashlib.sha256).hexdigest()
+    digest = hmac.new(secret.encode("utf-8"), f"{t}.{payload}".encode(), hashlib.sha256).hexdigest()
     return f"t={t},v1={digest}"
 
 

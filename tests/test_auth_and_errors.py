@@ -9,8 +9,17 @@ import pytest
 from service.app import all_routes, create_app
 from service.deps import DEPS
 from service.logs import JsonFormatter
-from service.routing import PUBLIC, READ as READ_SCOPE, WRITE as WRITE_SCOPE
-from tests.conftest import READ, READ_TOKEN, WRITE, WRITE_TOKEN, make_settings, unique_email
+from service.routing import PUBLIC
+from service.routing import READ as READ_SCOPE
+from service.routing import WRITE as WRITE_SCOPE
+from tests.conftest import (
+    READ,
+    READ_TOKEN,
+    WRITE,
+    WRITE_TOKEN,
+    make_settings,
+    unique_email,
+)
 
 UNAUTHENTICATED = {("POST", "/v1/stripe/webhook")}
 READ_ONLY_POSTS = {("POST", "/v1/sessions/lookup"), ("POST", "/v1/users/{id}/verify-password")}

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-from tests.conftest import READ, WRITE, unique_email
+from tests.conftest import unique_email
 from tests.pg_cluster import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,7 +21,7 @@ TOKENS = "w:deploy-write:write,r:deploy-read:read"
 def test_dockerfile_runs_the_tested_entry_points_as_a_non_root_user():
     text = (ROOT / "Dockerfile").read_text()
     assert text.count("FROM ") >= 2, "multi-stage"
-    assert re.search(r"^USER app$", text, re.M)
+    assert re.search(r"^USER app$", text, re.MULTILINE)
     assert 'CMD ["python", "-m", "service", "serve"]' in text
     assert "HEALTHCHECK" in text and "/healthz" in text
     for folder in ("service", "sql", "migrations", "config"):

@@ -4,7 +4,7 @@ and sweep expired rows in bounded batches."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
@@ -34,8 +34,8 @@ async def create_chart(deps: Deps, body: ChartCreate) -> dict:
     chart_type = parse_chart_type(body.chartType)
     if (body.ttlSeconds is None) == (body.expiresAt is None):
         raise validation("ttlSeconds", "give exactly one of ttlSeconds or expiresAt")
-    expires = body.expiresAt or datetime.now(timezone.utc) + timedelta(seconds=body.ttlSeconds)
-    if expires <= datetime.now(timezone.utc):
+    expires = body.expiresAt or datetime.now(UTC) + timedelta(seconds=body.ttlSeconds)
+    if expires <= datetime.now(UTC):
         raise validation("expiresAt", "must be in the future")
     row = await deps.db.fetchrow(Q.insert_chart, new_id(), body.userId, chart_type, body.chartData,
                                  body.interpretation, expires)

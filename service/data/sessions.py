@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import asyncpg
 import msgspec
@@ -30,7 +30,7 @@ async def create_session(deps: Deps, body: SessionCreate) -> dict:
 
 def seconds_until(timestamp: str) -> float:
     expires = parse_timestamp(timestamp)
-    return (expires - datetime.now(timezone.utc)).total_seconds()
+    return (expires - datetime.now(UTC)).total_seconds()
 
 
 async def lookup_session(deps: Deps, token: str) -> bytes | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -81,7 +81,7 @@ def references(event: StripeEvent) -> tuple[str | None, str | None, str | None]:
 
 def _timestamp(seconds) -> datetime | None:
     if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
-        return datetime.fromtimestamp(seconds, timezone.utc)
+        return datetime.fromtimestamp(seconds, UTC)
     return None
 
 

@@ -18,6 +18,7 @@ import msgspec
 
 from ..db import affected_rows
 from ..deps import Deps
+from ..metrics import SWEEP_BATCHES, SWEEP_DELETED, SWEEP_LAST_SUCCESS, SWEEP_RUNS
 from ..queries import Q
 
 log = logging.getLogger("service.sweeps")
@@ -43,19 +44,31 @@ async def sweep_table(deps: Deps, table: str, batch_size: int | None = None, met
     pause = deps.settings.sweep_pause_ms / 1000
     total = batches = 0
     longest = 0.0
-    while True:
-        started = time.perf_counter()
-        deleted = affected_rows(await deps.db.execute(SWEEPS[table], batch_size))
-        elapsed = time.perf_counter() - started
-        longest = max(longest, elapsed)
-        total += deleted
-        batches += 1
-        if metrics is not None:
-            metrics.observe_sweep_batch(table, deleted, elapsed)
-        if deleted < batch_size:
-            break
-        if pause:
-            await asyncio.sleep(pause)
+    charts = table == "chart_cache"  # the chart sweep's process-wide series (metrics.py) predate the others
+    try:
+        while True:
+            started = time.perf_counter()
+            deleted = affected_rows(await deps.db.execute(SWEEPS[table], batch_size))
+            elapsed = time.perf_counter() - started
+            longest = max(longest, elapsed)
+            total += deleted
+            batches += 1
+            if metrics is not None:
+                metrics.observe_sweep_batch(table, deleted, elapsed)
+            if charts:  # per batch: a long sweep shows its progress as it goes
+                SWEEP_DELETED.inc(deleted)
+                SWEEP_BATCHES.inc()
+            if deleted < batch_size:
+                break
+            if pause:
+                await asyncio.sleep(pause)
+    except BaseException:
+        if charts:
+            SWEEP_RUNS.labels("failed").inc()
+        raise
+    if charts:
+        SWEEP_RUNS.labels("ok").inc()
+        SWEEP_LAST_SUCCESS.set_to_current_time()
     if total:
         log.info("swept expired rows", extra={"table": table, "count": total, "batches": batches})
     return SweepResult(total, batches, round(longest * 1000, 2))

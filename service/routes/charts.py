@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-
 from aiohttp import web
 
+from ..background import every
 from ..data import charts, sweeps
-from ..db import DatabaseUnavailable
-from ..deps import DEPS, METRICS, SETTINGS, deps_of
+from ..deps import DEPS, METRICS, deps_of
 from ..problems import bad_request
 from ..routing import (
     READ,
@@ -25,7 +21,6 @@ from ..routing import (
 from ..schemas import Chart, ChartCreate, Count, ListPage
 from . import lists
 
-log = logging.getLogger("service.charts")
 routes = RouteTable("charts")
 
 
@@ -75,24 +70,9 @@ async def sweep(request):
     return json_response({"count": result.count})
 
 
-async def sweep_in_background(app: web.Application):
-    """cleanup_ctx: sweep expired charts, sessions and sign-in tokens every sweep_interval_seconds (0 turns
-    it off) until the app stops."""
-    interval = app[SETTINGS].sweep_interval_seconds
+async def _sweep(app: web.Application, _round: int) -> None:
+    await sweeps.sweep_all(app[DEPS], app[METRICS])
 
-    async def loop():
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await sweeps.sweep_all(app[DEPS], app[METRICS])
-            except DatabaseUnavailable as exc:
-                log.warning("sweep skipped: %s", exc)
-            except Exception:
-                log.exception("sweep failed")
 
-    task = asyncio.create_task(loop()) if interval > 0 else None
-    yield
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+# cleanup_ctx: sweep every sweep_interval_seconds (0 turns it off) until the app stops.
+sweep_in_background = every("sweep_interval_seconds", _sweep, "chart sweep")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import stripe
 from aiohttp import web
 
+from .. import tracing
 from ..data import stripe_events
 from ..deps import deps_of
+from ..metrics import STRIPE_EVENTS
 from ..problems import Problem
 from ..routing import PUBLIC, RouteTable, json_response
 from ..schemas import WebhookAnswer
@@ -38,5 +40,9 @@ async def stripe_webhook(request: web.Request):
     verify_signature(payload, request.headers.get("Stripe-Signature"), secrets,
                      deps.settings.stripe_tolerance_seconds)
     event = stripe_events.parse_event(payload)
-    outcome = await stripe_events.apply_event(deps, event, payload)
+    with tracing.span("stripe apply_event", **{"stripe.event.type": event.type}) as span:
+        outcome = await stripe_events.apply_event(deps, event, payload)
+        if span is not None:
+            span.set_attribute("stripe.event.outcome", outcome)
+    STRIPE_EVENTS.labels(outcome).inc()
     return json_response({"received": True, "outcome": outcome})
