@@ -170,6 +170,7 @@ class Pagination(Model):
     hasNext: bool
     hasPrev: bool
     nextCursor: str | None = None
+    totalIsEstimate: bool = False  # total is the planner's estimate (count=auto past the cap, or estimated)
 
 
 class Page(Model, Generic[T]):
