@@ -2,7 +2,7 @@
 
   serve [--host H] [--port P] [--workers N]   run the HTTP service
   dev                                         migrate, then serve with a printed development token
-  migrate [apply|list|rollback|adopt|new|reset]
+  migrate [apply|status|rollback|adopt|new|reset|unlock]
   sweep | stripe-replay FILE | backup --out FILE | restore FILE
 """
 
@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from . import migrate as migrations
+from .migrate_cli import add_migrate_parser, run_migrate
 from .settings import SettingsError, load_settings
 
 
@@ -33,50 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     restore = commands.add_parser("restore", help="pg_restore a backup into an empty database")
     restore.add_argument("file")
 
-    migrate = commands.add_parser("migrate", help="apply or inspect database migrations")
-    migrate.add_argument(
-        "action", nargs="?", default="apply",
-        choices=["apply", "list", "rollback", "adopt", "new", "reset"],
-    )
-    migrate.add_argument("name", nargs="?", help="for `new`: the migration's name")
-    migrate.add_argument("--count", type=int, default=1, help="for `rollback`: how many")
-    migrate.add_argument("--yes", action="store_true", help="for `reset`: confirm")
+    add_migrate_parser(commands)
     return parser
-
-
-def run_migrate(args, settings) -> int:
-    if args.action == "new":
-        if not args.name:
-            raise migrations.MigrateError("usage: migrate new NAME")
-        for path in migrations.new_migration(args.name):
-            print(f"wrote {path}")
-        return 0
-    from .embedded import resolve_database_url
-
-    url = resolve_database_url(settings)
-    timeout = settings.migrate_lock_timeout
-    if args.action == "apply":
-        applied = migrations.apply(url, timeout)
-        print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied
-              else "database is up to date")
-    elif args.action == "list":
-        for item in migrations.status(url):
-            print(f"[{'applied' if item.applied else 'pending'}] {item.id}")
-    elif args.action == "rollback":
-        undone = migrations.rollback(url, args.count, timeout)
-        if not undone:
-            print("nothing to roll back: no migration is applied")
-        else:
-            print(f"rolled back {len(undone)} migration(s): {', '.join(undone)}")
-            if len(undone) < args.count:
-                print(f"nothing more to roll back ({args.count} asked, {len(undone)} were applied)")
-    elif args.action == "adopt":
-        applied = migrations.adopt(url, timeout)
-        print("adopted the seed schema; applied: " + (", ".join(applied) or "nothing more"))
-    elif args.action == "reset":
-        migrations.reset(url, settings.is_production, args.yes, timeout)
-        print("database reset: rolled back and re-applied every migration")
-    return 0
 
 
 def run_command(args, settings) -> int:
@@ -111,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             return dev(settings)
     except (migrations.MigrateError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if getattr(exc, "hint", None):
+            print(f"hint: {exc.hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -88,7 +88,9 @@ def dev(settings: Settings) -> int:
     from .embedded import resolve_database_url
 
     url = resolve_database_url(settings)
-    applied = migrate.apply(url, settings.migrate_lock_timeout)
+    from .migrate_cli import lock_policy
+
+    applied = migrate.apply(url, settings.migrate_lock_timeout, policy=lock_policy(settings))
     print(f"migrations: {len(applied)} applied" if applied else "migrations: up to date", flush=True)
     token = None
     if not settings.service_tokens:

@@ -54,6 +54,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     migrate_lock_timeout: int = 600
 
+    # deploy safety (issue 13)
+    migrate_lock_wait: float = 60.0  # seconds a lock-blocked migration step keeps retrying
+    migrate_step_lock_timeout_ms: int = 2000  # one try's lock_timeout: how long others queue behind it
+
     @property
     def is_production(self) -> bool:
         return self.environment.lower() in ("production", "prod")
