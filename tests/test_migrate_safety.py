@@ -136,3 +136,140 @@ async def test_old_platform_database_gets_the_adopt_hint(empty_database):
     await build_with_prisma_ddl(empty_database)
     result = await acli([], empty_database)
     assert_one_line_error(result, 'type "Role" already exists', "migrate adopt")
+
+
+@pytest.fixture
+def migrations_copy(tmp_path, monkeypatch):
+    """A copy of migrations/ that a test may edit; `migrate` (in this process) reads it."""
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    for p in MIGRATIONS_DIR.glob("*.sql"):
+        (folder / p.name).write_text(p.read_text())
+    monkeypatch.setattr(migrate, "MIGRATIONS_DIR", folder)
+    return folder
+
+
+def run_main(args, database_url, monkeypatch, capsys):
+    from service.__main__ import main
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    code = main(["migrate", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+async def test_edited_or_deleted_applied_migration_is_drift(empty_database, migrations_copy, monkeypatch, capsys):
+    await asyncio.to_thread(migrate.apply, empty_database)
+    code, out, _ = await asyncio.to_thread(run_main, ["status"], empty_database, monkeypatch, capsys)
+    assert code == 0 and "no drift; 0 pending" in out, out
+    # An applied migration edited afterwards, and another one deleted.
+    edited = migrations_copy / "0010_stripe_events.rollback.sql"
+    edited.write_text(edited.read_text() + "\n-- edited after it was applied\n")
+    for name in ("0013_sessions_accounts_user_id_indexes.sql", "0013_sessions_accounts_user_id_indexes.rollback.sql"):
+        (migrations_copy / name).unlink()
+    code, out, _ = await asyncio.to_thread(run_main, ["status", "--json"], empty_database, monkeypatch, capsys)
+    assert code == 3
+    report = json.loads(out)
+    assert report["drift"] is True
+    assert report["changed"] == ["0010_stripe_events"]
+    assert report["missing_on_disk"] == ["0013_sessions_accounts_user_id_indexes"]
+    by_id = {m["id"]: m for m in report["migrations"]}
+    assert by_id["0010_stripe_events"]["changed"] == ["rollback"]
+    assert by_id["0001_enums"]["status"] == "applied" and by_id["0001_enums"]["applied_at"]
+    # `migrate` refuses to run on drift, naming it, unless told to go ahead.
+    code, _, err = await asyncio.to_thread(run_main, [], empty_database, monkeypatch, capsys)
+    assert code == 1 and "0010_stripe_events (rollback)" in err and "--allow-drift" in err, err
+    code, out, _ = await asyncio.to_thread(run_main, ["--allow-drift"], empty_database, monkeypatch, capsys)
+    assert code == 0 and "up to date" in out
+
+
+async def test_status_lists_pending_and_invalid_indexes(empty_database):
+    await migrated_up_to(empty_database, "0010_stripe_events")
+    conn = await asyncpg.connect(empty_database)
+    try:
+        await conn.execute("INSERT INTO users (id, email, name) VALUES ('a', 'a@x.io', 'same'), ('b', 'b@x.io', 'same')")
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await conn.execute('CREATE UNIQUE INDEX CONCURRENTLY "leftover_idx" ON users (name)')
+    finally:
+        await conn.close()
+    result = await acli(["list"], empty_database)
+    assert result.returncode == 3, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("applied ") and line.endswith("0002_users") for line in lines), lines
+    assert any(line.startswith("pending ") and line.endswith("0011_users_created_at_index") for line in lines)
+    assert "INVALID index leftover_idx on users" in lines
+
+
+async def test_dry_run_prints_the_sql_and_changes_nothing(empty_database):
+    result = await acli(["--dry-run"], empty_database)
+    assert result.returncode == 0, result.stderr
+    assert "-- ===== 0001_enums =====" in result.stdout
+    assert 'CREATE INDEX CONCURRENTLY IF NOT EXISTS "users_createdAt_id_idx"' in result.stdout
+    assert not any(s.applied for s in migrate.status(empty_database))
+    migrate.apply(empty_database)
+    result = await acli(["rollback", "--count", "2", "--dry-run"], empty_database)
+    assert result.returncode == 0, result.stderr
+    assert 'DROP INDEX CONCURRENTLY IF EXISTS "accounts_userId_idx"' in result.stdout
+    assert 'DROP INDEX CONCURRENTLY IF EXISTS "users_email_lower_idx"' in result.stdout
+    assert "DROP TABLE" not in result.stdout
+    assert all(s.applied for s in migrate.status(empty_database))
+
+
+async def test_rollback_in_production_needs_the_flag_and_names_what_it_drops(empty_database):
+    migrate.apply(empty_database)
+    conn = await asyncpg.connect(empty_database)
+    await conn.execute("INSERT INTO users (id, email) VALUES ('keep', 'keep@x.io')")
+    result = await acli(["rollback", "--count", "99"], empty_database, ENVIRONMENT="production")
+    assert_one_line_error(result, "refusing to rollback in production", 'table "users"', 'type "Role"',
+                          "--confirm-production")
+    assert all(s.applied for s in migrate.status(empty_database))
+    assert await conn.fetchval("SELECT count(*) FROM users") == 1
+    await conn.close()
+    result = await acli(["reset", "--yes"], empty_database, ENVIRONMENT="production")
+    assert_one_line_error(result, "refusing to reset in production", 'table "users"')
+    result = await acli(["rollback", "--count", "1", "--confirm-production"], empty_database,
+                        ENVIRONMENT="production")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("rolled back 1 migration(s): 0013_sessions_accounts_user_id_indexes")
+
+
+async def test_killed_migrate_leaves_a_lock_that_unlock_clears_but_not_while_it_lives(empty_database):
+    await migrated_up_to(empty_database, "0008_chart_cache")
+    writer = await asyncpg.connect(empty_database)
+    tx = writer.transaction()
+    await tx.start()
+    await writer.execute('INSERT INTO users (id, email, "updatedAt") VALUES (\'w\', \'w@x.io\', now())')
+    holder = subprocess.Popen(
+        [sys.executable, "-m", "service", "migrate"], cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "DATABASE_URL": empty_database, "MIGRATE_LOCK_WAIT": "120"},
+    )
+    try:
+        for _ in range(100):
+            if await writer.fetchval("SELECT count(*) FROM yoyo_lock"):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the migrate never took its lock")
+        result = await acli(["unlock"], empty_database)
+        assert_one_line_error(result, "refusing to unlock", f"aw-migrate {holder.pid}@")
+        holder.kill()
+        holder.wait(timeout=10)
+        # Its connections close with it; wait until the server has noticed.
+        for _ in range(50):
+            if not await writer.fetchval("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1",
+                                         f"aw-migrate {holder.pid}@%"):
+                break
+            await asyncio.sleep(0.1)
+        result = await acli([], empty_database, MIGRATE_LOCK_TIMEOUT="1")
+        assert_one_line_error(result, f"pid {holder.pid}", "migrate unlock")
+        result = await acli(["unlock"], empty_database)
+        assert result.returncode == 0 and f"removed the lock of pid {holder.pid}" in result.stdout, result.stderr
+        await tx.rollback()
+        result = await acli([], empty_database)
+        assert result.returncode == 0, result.stderr
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        holder.communicate()
+        await writer.close()
