@@ -16,16 +16,24 @@ from .migrate_cli import add_migrate_parser, run_migrate
 from .settings import SettingsError, load_settings
 
 
+def port_number(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 1-65535, got {text}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve.add_argument("--port", type=port_number)
     serve.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
 
-    commands.add_parser("dev", help="development: migrate, then serve with a printed dev token")
+    dev = commands.add_parser("dev", help="development: migrate, then serve with a printed dev token")
+    dev.add_argument("--host")
+    dev.add_argument("--port", type=port_number)
     commands.add_parser("sweep", help="delete expired chart cache rows in bounded batches")
     replay = commands.add_parser("stripe-replay", help="apply exported Stripe events, one JSON per line")
     replay.add_argument("file")
@@ -67,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return serve(settings, host=args.host, port=args.port, workers=args.workers)
         if args.command == "dev":
-            return dev(settings)
+            return dev(settings, host=args.host, port=args.port)
     except (migrations.MigrateError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         if getattr(exc, "hint", None):

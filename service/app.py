@@ -104,7 +104,7 @@ def create_app(settings: Settings) -> web.Application:
 
 def _resources(settings: Settings, metrics: Metrics):
     async def resources(app: web.Application):
-        async with open_deps(settings) as deps:
+        async with open_deps(settings, wait_for_database=True) as deps:  # retried at start
             app[DEPS] = deps
             metrics.watch(deps)
             yield
