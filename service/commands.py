@@ -66,7 +66,7 @@ def _pg_tool(name: str) -> str:
 
         pgserver = import_pgserver()
         candidates.append(str(Path(pgserver.__file__).parent / "pginstall" / "bin" / name))
-    except ImportError:
+    except (ImportError, ValueError):  # ValueError: SettingsError, pgserver not installed
         pass
     versions = []
     for path in filter(None, candidates):

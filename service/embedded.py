@@ -17,7 +17,11 @@ def import_pgserver():
     """pgserver imports platformdirs, which warns when XDG_RUNTIME_DIR is unset (containers, CI)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import pgserver
+        try:
+            import pgserver
+        except ImportError:
+            raise SettingsError("the embedded database needs the pgserver package "
+                                "(pip install 'astrowellness-data[embedded]'), or set DATABASE_URL") from None
     return pgserver
 
 
