@@ -136,6 +136,7 @@ def _disk_files(migrations_dir: Path | None = None) -> dict[str, Path]:
 @contextmanager
 def _locked(backend, timeout: float):
     """yoyo's lock row: a second `migrate` waits here, then finds nothing left to do."""
+    _warn_unless_owner(backend)
     try:
         with backend.lock(timeout=timeout):
             yield
@@ -158,12 +159,17 @@ def _cursor_execute(backend):
 
 
 def _warn_unless_owner(backend) -> None:
-    """The app role may not create tables; warn early instead of failing on the first CREATE."""
-    user, can_create = backend.connection.execute(
-        "SELECT current_user, has_schema_privilege(current_schema(), 'CREATE')").fetchone()
+    """The app role may not create tables: warn before anything else; and when it may not even take
+    migrate's lock (yoyo would retry that until MIGRATE_LOCK_TIMEOUT), stop at once."""
+    user, can_create, can_lock = backend.connection.execute(
+        "SELECT current_user, has_schema_privilege(current_schema(), 'CREATE'), "
+        f"to_regclass('{LOCK_TABLE}') IS NULL OR has_table_privilege('{LOCK_TABLE}', 'INSERT')").fetchone()
     if not can_create:
         print(f"warning: migrate is running as role {user!r}, which cannot create objects in the schema; "
               "run it as the owner role (sql/admin/roles.sql)", file=sys.stderr, flush=True)
+    if not can_lock:
+        raise MigrateError(f"role {user!r} may not take migrate's lock (no INSERT on {LOCK_TABLE})",
+                           hint="run migrate as the owner role (sql/admin/roles.sql), not the app role")
 
 
 def _backfill_ledger(backend, migrations) -> None:
@@ -177,10 +183,28 @@ def _backfill_ledger(backend, migrations) -> None:
                 ledger.record(execute, m.id, Path(m.path), backfilled=True)
 
 
+def _keep_bookkeeping_private(backend) -> None:
+    """Default privileges give the app role DML on every table the owner creates, yoyo's included; take
+    it back, so the app can neither mark a migration applied nor break migrate's lock."""
+    grants = backend.connection.execute(
+        """SELECT DISTINCT quote_ident(c.relname),
+                  CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END
+           FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+           WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY(%s)
+             AND a.grantee <> c.relowner AND pg_has_role(c.relowner, 'USAGE')""",
+        (list(BOOKKEEPING_TABLES),),
+    ).fetchall()
+    if grants:
+        with backend.transaction():
+            for table, grantee in grants:
+                backend.connection.execute(f"REVOKE ALL ON {table} FROM {grantee}")
+
+
 def _prepare(backend, migrations) -> None:
     backend.ensure_internal_schema_updated()
     with backend.transaction():
         ledger.ensure_ledger(_cursor_execute(backend))
+    _keep_bookkeeping_private(backend)
     _backfill_ledger(backend, migrations)
 
 
@@ -241,7 +265,6 @@ def apply(database_url: str, lock_timeout: float = 600, *, policy: LockPolicy = 
     """
     with _backend(database_url, policy) as backend, _locked(backend, lock_timeout):
         migrations = _migrations()
-        _warn_unless_owner(backend)
         _prepare(backend, migrations)
         pending = backend.to_apply(migrations)
         if not allow_drift:
@@ -411,7 +434,6 @@ def adopt(database_url: str, lock_timeout: float = 600, *, policy: LockPolicy = 
                 "the database does not match the seed schema, nothing was changed:\n"
                 + "\n".join(differences)
             )
-        _warn_unless_owner(backend)
         _prepare(backend, migrations)
         seed = [m for m in migrations if m.id in SEED_MIGRATIONS]
         with backend.transaction():

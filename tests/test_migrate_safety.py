@@ -126,7 +126,7 @@ async def test_trigger_migration_behind_a_long_writer_gives_up_in_one_line_then_
         await tx.commit()
         result = await acli([], empty_database)
         assert result.returncode == 0, result.stderr
-        assert result.stdout.startswith("applied 5 migration(s)"), result.stdout
+        assert result.stdout.startswith("applied ") and "0009_updated_at_triggers" in result.stdout, result.stdout
     finally:
         await writer.close()
         await other.close()
@@ -206,13 +206,13 @@ async def test_dry_run_prints_the_sql_and_changes_nothing(empty_database):
     assert "-- ===== 0001_enums =====" in result.stdout
     assert 'CREATE INDEX CONCURRENTLY IF NOT EXISTS "users_createdAt_id_idx"' in result.stdout
     assert not any(s.applied for s in migrate.status(empty_database))
-    migrate.apply(empty_database)
+    await migrated_up_to(empty_database, "0013_sessions_accounts_user_id_indexes")
     result = await acli(["rollback", "--count", "2", "--dry-run"], empty_database)
     assert result.returncode == 0, result.stderr
     assert 'DROP INDEX CONCURRENTLY IF EXISTS "accounts_userId_idx"' in result.stdout
     assert 'DROP INDEX CONCURRENTLY IF EXISTS "users_email_lower_idx"' in result.stdout
     assert "DROP TABLE" not in result.stdout
-    assert all(s.applied for s in migrate.status(empty_database))
+    assert len([s for s in migrate.status(empty_database) if s.applied]) == 13
 
 
 async def test_rollback_in_production_needs_the_flag_and_names_what_it_drops(empty_database):
@@ -230,7 +230,7 @@ async def test_rollback_in_production_needs_the_flag_and_names_what_it_drops(emp
     result = await acli(["rollback", "--count", "1", "--confirm-production"], empty_database,
                         ENVIRONMENT="production")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("rolled back 1 migration(s): 0013_sessions_accounts_user_id_indexes")
+    assert result.stdout.startswith(f"rolled back 1 migration(s): {forward_ids()[-1]}"), result.stdout
 
 
 async def test_killed_migrate_leaves_a_lock_that_unlock_clears_but_not_while_it_lives(empty_database):

@@ -242,10 +242,12 @@ def test_migrate_new_writes_the_next_numbered_pair(tmp_path, monkeypatch):
     for p in MIGRATIONS_DIR.glob("*.sql"):
         (tmp_path / p.name).write_text(p.read_text())
     monkeypatch.setattr(migrate, "MIGRATIONS_DIR", tmp_path)
+    last = max(p.name[:-4] for p in tmp_path.glob("*.sql") if not p.name.endswith(".rollback.sql"))
     forward, backward = migrate.new_migration("Add user locale!")
-    assert Path(forward).name == "0014_add_user_locale.sql"
-    assert Path(backward).name == "0014_add_user_locale.rollback.sql"
-    assert "-- depends: 0013_sessions_accounts_user_id_indexes" in Path(forward).read_text()
+    number = f"{int(last[:4]) + 1:04d}"
+    assert Path(forward).name == f"{number}_add_user_locale.sql"
+    assert Path(backward).name == f"{number}_add_user_locale.rollback.sql"
+    assert f"-- depends: {last}" in Path(forward).read_text()
 
 
 def test_every_migration_has_a_rollback_and_a_header():
