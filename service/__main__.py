@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument("--out", required=True)
     restore = commands.add_parser("restore", help="pg_restore a backup into an empty database")
     restore.add_argument("file")
+    restore.add_argument("--no-privileges", action="store_true", help="leave the dump's grants out")
 
     add_migrate_parser(commands)
     return parser
@@ -56,7 +57,7 @@ def run_command(args, settings) -> int:
         return commands.stripe_replay(settings, args.file)
     if args.command == "backup":
         return commands.backup(resolve_database_url(settings), args.out)
-    return commands.restore(resolve_database_url(settings), args.file)
+    return commands.restore(resolve_database_url(settings), args.file, privileges=not args.no_privileges)
 
 
 def main(argv: list[str] | None = None) -> int:
