@@ -35,6 +35,11 @@ class ServeError(MigrateError):
 def check_serving_settings(settings: Settings) -> None:
     """In production the service needs its real database and its tokens; one line per missing one."""
     problems = []
+    for name, url, schemes in (("DATABASE_URL", settings.database_url, ("postgresql", "postgres")),
+                               ("DATABASE_READ_URL", settings.database_read_url, ("postgresql", "postgres")),
+                               ("REDIS_URL", settings.redis_url, ("redis", "rediss", "unix"))):
+        if url and urlsplit(url).scheme not in schemes:
+            problems.append(f"{name} must be a {schemes[0]}:// URL, got scheme {urlsplit(url).scheme!r}")
     if settings.is_production:
         if not settings.database_url:
             problems.append("DATABASE_URL is required in production (the embedded database is for development only)")

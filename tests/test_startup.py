@@ -209,3 +209,9 @@ async def test_dev_token_is_kept_across_restarts_and_dev_takes_a_port(migrated_d
     saved = tmp_path / "data" / "dev-token"
     assert saved.read_text().strip() == tokens[0]
     assert saved.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_url_of_the_wrong_kind_is_one_line_not_a_retry_loop():
+    result = run(["serve"], DATABASE_URL="mysql://root@localhost/x", SERVICE_TOKENS=TOKENS)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: DATABASE_URL must be a postgresql:// URL, got scheme 'mysql'"
