@@ -11,7 +11,9 @@ writer's longest statement. Then rolls them back the same way. For docs/operatio
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -20,8 +22,8 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from service import MIGRATIONS_DIR, migrate  # noqa: E402
-from tests.databases import create_database, drop_database  # noqa: E402
+from service import MIGRATIONS_DIR, migrate
+from tests.databases import create_database, drop_database
 
 SEED_LAST = "0008_chart_cache"
 
@@ -72,6 +74,14 @@ async def timed(url: str, users: int, action) -> tuple[float, float]:
     return took, worst[0]
 
 
+def upto(folder: Path, last_id: str) -> Path:
+    target = Path(tempfile.mkdtemp(prefix="aw-bench-migrations-"))
+    for path in folder.glob("*.sql"):
+        if path.name.split(".")[0] <= last_id:
+            shutil.copy2(path, target / path.name)
+    return target
+
+
 async def main() -> None:
     users = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     url = await create_database("aw_bench_locks")
@@ -85,13 +95,13 @@ async def main() -> None:
         print(f"filled {users:,} users, accounts, sessions in {time.perf_counter() - started:.1f} s", flush=True)
         print("| migration | apply s | writer's longest statement while applying, ms |")
         print("|---|---:|---:|")
+        full = migrate.MIGRATIONS_DIR
         for migration_id in later:
+            # migrate sees the files up to this one only, so it applies exactly this one.
+            migrate.MIGRATIONS_DIR = upto(full, migration_id)
             took, worst = await timed(url, users, lambda: migrate.apply(url))
             print(f"| {migration_id} | {took:.2f} | {worst * 1000:.0f} |", flush=True)
-            # apply() applies everything pending; to time them one by one, roll the rest back first.
-            rest = [m for m in later if m > migration_id]
-            if rest:
-                migrate.rollback(url, count=len(rest))
+        migrate.MIGRATIONS_DIR = full
         print("\n| rollback of | s | writer's longest statement, ms |")
         print("|---|---:|---:|")
         for migration_id in reversed(later):

@@ -58,7 +58,7 @@ def stripe_replay(settings, path: str) -> int:
             for number, event, line in events:
                 try:
                     outcome = await apply_event(deps, event, line)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - any failure is reported with the lines applied
                     done = _line_ranges(applied_lines) or "none"
                     raise CommandError(
                         f"{path}:{number}: could not be applied ({type(exc).__name__}: {exc}); "

@@ -43,8 +43,20 @@ from .migration_safety import (
 )
 from .queries import Q
 
-__all__ = ["MigrateError", "LockPolicy", "apply", "status", "drift_report", "rollback", "reset", "adopt",
-           "unlock", "pending_sql", "rollback_sql", "new_migration"]
+__all__ = [
+    "LockPolicy",
+    "MigrateError",
+    "adopt",
+    "apply",
+    "drift_report",
+    "new_migration",
+    "pending_sql",
+    "reset",
+    "rollback",
+    "rollback_sql",
+    "status",
+    "unlock",
+]
 
 # The migrations that reproduce the old Prisma platform's schema, one table (or the enums) each.
 # `adopt` marks exactly these as applied on a database Prisma created.
@@ -62,6 +74,7 @@ MIGRATION_TABLE = "_yoyo_migration"
 LOCK_TABLE = "yoyo_lock"
 # Tables `migrate` itself keeps (not the schema's): never granted to the app role, left by rollbacks.
 BOOKKEEPING_TABLES = (MIGRATION_TABLE, "_yoyo_log", "_yoyo_version", LOCK_TABLE, ledger.LEDGER_TABLE)
+DEFAULT_POLICY = LockPolicy()
 # Every connection a migrate process opens carries this name, so the blocker watcher can find what
 # waits, and `migrate unlock` can tell whether the process holding yoyo's lock is still connected.
 APPLICATION_NAME = f"aw-migrate {os.getpid()}@{socket.gethostname()[:40]}"
@@ -256,7 +269,7 @@ def _invalid_not_rebuilt(report: ledger.DriftReport, pending) -> list[str]:
     return [i for i in report.invalid_indexes if i.split(" on ")[0].strip('"') not in rebuilt]
 
 
-def apply(database_url: str, lock_timeout: float = 600, *, policy: LockPolicy = LockPolicy(),
+def apply(database_url: str, lock_timeout: float = 600, *, policy: LockPolicy = DEFAULT_POLICY,
           allow_drift: bool = False) -> list[str]:
     """Apply every pending migration; returns the ids applied (empty when up to date).
 
@@ -331,7 +344,8 @@ def rollback_sql(database_url: str, count: int = 1) -> list[tuple[str, str]]:
 
 _DROPS = re.compile(
     r"\bDROP\s+(TABLE|TYPE|FUNCTION|TRIGGER|VIEW|MATERIALIZED\s+VIEW|INDEX(?:\s+CONCURRENTLY)?|COLUMN)"
-    r"\s+(?:IF\s+EXISTS\s+)?(\"(?:[^\"]|\"\")+\"|[A-Za-z_][A-Za-z0-9_]*)", re.I)
+    r"\s+(?:IF\s+EXISTS\s+)?((?:\"(?:[^\"]|\"\")+\"|[A-Za-z_][A-Za-z0-9_]*)"
+    r"(?:\.(?:\"(?:[^\"]|\"\")+\"|[A-Za-z_][A-Za-z0-9_]*))?)", re.IGNORECASE)
 
 
 def what_rollback_drops(migration_ids: list[str]) -> list[str]:
@@ -358,7 +372,7 @@ def _production_guard(action: str, ids: list[str], is_production: bool, confirme
 
 
 def rollback(database_url: str, count: int = 1, lock_timeout: float = 600, *,
-             policy: LockPolicy = LockPolicy(), is_production: bool = False,
+             policy: LockPolicy = DEFAULT_POLICY, is_production: bool = False,
              confirm_production: bool = False) -> list[str]:
     """Roll back the `count` most recently applied migrations; returns their ids (may be fewer)."""
     if count < 1:
@@ -374,7 +388,7 @@ def rollback(database_url: str, count: int = 1, lock_timeout: float = 600, *,
 
 
 def reset(database_url: str, is_production: bool, confirmed: bool, lock_timeout: float = 600, *,
-          policy: LockPolicy = LockPolicy(), confirm_production: bool = False) -> None:
+          policy: LockPolicy = DEFAULT_POLICY, confirm_production: bool = False) -> None:
     if not confirmed:
         raise MigrateError("reset drops every table and its data; run `migrate reset --yes` to confirm")
     with _backend(database_url, policy) as backend, _locked(backend, lock_timeout):
@@ -417,7 +431,7 @@ def unlock(database_url: str) -> str:
         raise MigrateError(f"cannot connect to the database: {_first_line(exc)}") from None
 
 
-def adopt(database_url: str, lock_timeout: float = 600, *, policy: LockPolicy = LockPolicy()) -> list[str]:
+def adopt(database_url: str, lock_timeout: float = 600, *, policy: LockPolicy = DEFAULT_POLICY) -> list[str]:
     """Take over a database the old Prisma platform created.
 
     When the seven seed tables are present and yoyo has no history, check that their schema is exactly

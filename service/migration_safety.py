@@ -18,7 +18,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -28,9 +28,9 @@ from .migrate_errors import MigrateError
 _IDENT = r'("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
 _QUALIFIED = rf"{_IDENT}(?:\s*\.\s*{_IDENT})?"
 CONCURRENT_BUILD = re.compile(
-    rf"\bCREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?{_QUALIFIED}", re.I
+    rf"\bCREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?{_QUALIFIED}", re.IGNORECASE
 )
-CONCURRENT_DROP = re.compile(rf"\bDROP\s+INDEX\s+CONCURRENTLY\s+(?:IF\s+EXISTS\s+)?{_QUALIFIED}", re.I)
+CONCURRENT_DROP = re.compile(rf"\bDROP\s+INDEX\s+CONCURRENTLY\s+(?:IF\s+EXISTS\s+)?{_QUALIFIED}", re.IGNORECASE)
 RETRYABLE = (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected)
 
 
@@ -121,7 +121,7 @@ class BlockerWatcher:
                 while not self._stop.wait(self.interval):
                     row = conn.execute(_BLOCKERS_SQL, (self.application_name,)).fetchone()
                     if row:
-                        started = row[3].astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") \
+                        started = row[3].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") \
                             if row[3] else "?"
                         self.last = Blocker(row[0], row[1], _age(row[2]), started, " ".join(row[4].split()))
         except psycopg.Error:
@@ -216,4 +216,4 @@ def describe_database_error(migration_id: str, direction: str, exc: Exception) -
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)

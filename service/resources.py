@@ -13,7 +13,6 @@ from .deps import Deps
 from .embedded import resolve_database_url
 from .settings import Settings
 
-
 log = logging.getLogger("service.startup")
 RETRY_DELAYS = (1, 2, 4, 8, 15, 30)  # seconds between attempts to reach the database at start; then 30
 

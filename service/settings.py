@@ -100,4 +100,4 @@ def load_settings(env: dict[str, str] | None = None, **overrides) -> Settings:
     return settings
 
 
-__all__ = ["Settings", "SettingsError", "load_settings", "ENVIRONMENTS"]
+__all__ = ["ENVIRONMENTS", "Settings", "SettingsError", "load_settings"]

@@ -47,7 +47,7 @@ def test_dockerfile_installs_locked_dependencies_before_the_code_and_runs_as_a_n
     lock_install = next(i for i, line in enumerate(lines) if "--require-hashes -r requirements.lock" in line)
     code_copy = lines.index("COPY service ./service")
     assert lock_copy < lock_install < code_copy, "dependencies are their own layer, before the code"
-    assert re.search(r"^USER \d+:\d+$", DOCKERFILE, re.M), "numeric USER"
+    assert re.search(r"^USER \d+:\d+$", DOCKERFILE, re.MULTILINE), "numeric USER"
     healthcheck = DOCKERFILE[DOCKERFILE.index("HEALTHCHECK"):]
     assert re.search(r'CMD \["python", "-c", ".*?/healthz', healthcheck), "exec-form HEALTHCHECK on /healthz"
     assert 'CMD ["python", "-m", "service", "serve"]' in DOCKERFILE
@@ -86,7 +86,7 @@ def test_dockerignore_keeps_local_state_and_tests_out_of_the_context():
                if line.strip() and not line.startswith("#")}
     assert {".git", ".venv", ".data", "tests", "bench", "**/__pycache__"} <= ignored
     # ...but not what the build copies.
-    for copied in re.findall(r"^COPY (?!--from)(.+) \S+$", DOCKERFILE, re.M):
+    for copied in re.findall(r"^COPY (?!--from)(.+) \S+$", DOCKERFILE, re.MULTILINE):
         for name in copied.split():
             assert name not in ignored, name
 
