@@ -77,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
             return serve(settings, host=args.host, port=args.port, workers=args.workers)
         if args.command == "dev":
             return dev(settings, host=args.host, port=args.port)
-    except (migrations.MigrateError, SettingsError) as exc:
+    except SettingsError as exc:  # one line per bad setting
+        print("\n".join(f"error: {line}" for line in str(exc).splitlines()), file=sys.stderr)
+        return 1
+    except migrations.MigrateError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if getattr(exc, "hint", None):
             print(f"hint: {exc.hint}", file=sys.stderr)

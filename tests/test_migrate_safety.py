@@ -261,13 +261,12 @@ async def test_killed_migrate_leaves_a_lock_that_unlock_clears_but_not_while_it_
                                          f"aw-migrate {holder.pid}@%"):
                 break
             await asyncio.sleep(0.1)
-        result = await acli([], empty_database, MIGRATE_LOCK_TIMEOUT="1")
-        assert_one_line_error(result, f"pid {holder.pid}", "migrate unlock")
-        result = await acli(["unlock"], empty_database)
-        assert result.returncode == 0 and f"removed the lock of pid {holder.pid}" in result.stdout, result.stderr
+        with pytest.raises(migrate.MigrateError) as failure:
+            await asyncio.to_thread(migrate.apply, empty_database, 1)
+        assert f"pid {holder.pid}" in str(failure.value) and "migrate unlock" in failure.value.hint
+        assert f"removed the lock of pid {holder.pid}" in await asyncio.to_thread(migrate.unlock, empty_database)
         await tx.rollback()
-        result = await acli([], empty_database)
-        assert result.returncode == 0, result.stderr
+        assert "0009_updated_at_triggers" in await asyncio.to_thread(migrate.apply, empty_database)
     finally:
         if holder.poll() is None:
             holder.kill()

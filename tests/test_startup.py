@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from tests.pg_cluster import free_port
 from tests.test_deploy import TOKENS, start_service, wait_healthy
@@ -25,17 +24,20 @@ def run(args, timeout=60, **env):
                           timeout=timeout, env={**WITHOUT_DB, **env})
 
 
-@pytest.mark.parametrize("env, line", [
-    ({"PORT": "99999"}, "error: PORT must be 1-65535, got 99999"),
-    ({"ENVIRONMENT": "prodution"}, "error: ENVIRONMENT must be one of development, production, staging, test, got prodution"),
-    ({"POOL_MAX_SIZE": "ten"}, "error: POOL_MAX_SIZE must be an integer at least 1, got ten"),
-    ({"CACHE_ENABLED": "sometimes"}, "error: CACHE_ENABLED must be true or false, got sometimes"),
-])
-def test_a_bad_setting_is_one_line_naming_the_variable(env, line):
+BAD = {"PORT": "99999", "ENVIRONMENT": "prodution", "POOL_MAX_SIZE": "ten", "CACHE_ENABLED": "sometimes"}
+ONE_LINE_EACH = [
+    "error: CACHE_ENABLED must be true or false, got sometimes",
+    "error: ENVIRONMENT must be one of development, production, staging, test, got prodution",
+    "error: PORT must be 1-65535, got 99999",
+    "error: POOL_MAX_SIZE must be an integer at least 1, got ten",
+]
+
+
+def test_bad_settings_are_one_line_each_naming_the_variable():
     for command in (["serve"], ["migrate", "status"]):
-        result = run(command, **env)
+        result = run(command, **BAD)
         assert result.returncode == 1
-        assert result.stderr.strip() == line, result.stderr
+        assert sorted(result.stderr.strip().splitlines()) == sorted(ONE_LINE_EACH), result.stderr
 
 
 def test_production_requires_a_database_url_and_tokens():
@@ -44,7 +46,7 @@ def test_production_requires_a_database_url_and_tokens():
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 2, result.stderr
     assert lines[0].startswith("error: DATABASE_URL is required in production")
-    assert lines[1].startswith("SERVICE_TOKENS is required in production")
+    assert lines[1].startswith("error: SERVICE_TOKENS is required in production")
     # The embedded database is for development only, for every command.
     result = run(["migrate"], ENVIRONMENT="staging")
     assert result.returncode == 1 and "DATABASE_URL is required" in result.stderr, result.stderr
