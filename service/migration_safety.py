@@ -152,16 +152,19 @@ def run_with_lock_retries(step, what: str, policy: LockPolicy, watcher: BlockerW
             delay = min(delay * 2, 5.0)
 
 
+def _index_valid(conn, name: str) -> bool | None:
+    """True/False for an index that exists (valid or not), None when there is none of that name."""
+    row = conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", (name,)).fetchone()
+    return None if row is None else row[0]
+
+
 def drop_invalid_indexes(conninfo: str, names: list[str]) -> None:
     """Drop every index of these names that exists but is not valid (a failed concurrent build)."""
     if not names:
         return
     with psycopg.connect(conninfo, autocommit=True) as conn:
         for name in names:
-            valid = conn.execute(
-                "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", (name,)
-            ).fetchone()
-            if valid is not None and not valid[0]:
+            if _index_valid(conn, name) is False:
                 conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
 
 
@@ -171,11 +174,9 @@ def check_indexes(conninfo: str, migration_id: str, built: list[str], dropped: l
         return
     with psycopg.connect(conninfo, autocommit=True) as conn:
         for name in built:
-            row = conn.execute(
-                "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", (name,)
-            ).fetchone()
-            if row is None or not row[0]:
-                state = "missing" if row is None else "INVALID"
+            valid = _index_valid(conn, name)
+            if not valid:
+                state = "missing" if valid is None else "INVALID"
                 raise MigrateError(
                     f"{migration_id}: index {name} is {state} after the build; the migration is not recorded",
                     hint="run `migrate` again: the invalid index is dropped and rebuilt",

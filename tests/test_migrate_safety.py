@@ -51,6 +51,14 @@ async def index_state(conn, name):
     )
 
 
+async def leave_invalid_index(conn, name):
+    """What an interrupted concurrent build leaves behind: an INVALID index of that name."""
+    await conn.execute("INSERT INTO users (id, email, name) VALUES ('a', 'a@x.io', 'same'), ('b', 'b@x.io', 'same')")
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await conn.execute(f'CREATE UNIQUE INDEX CONCURRENTLY "{name}" ON users (name)')
+    assert await index_state(conn, name) is False
+
+
 async def migrated_up_to(url, last_id):
     """Apply everything, then roll back what comes after `last_id`."""
     migrate.apply(url)
@@ -63,11 +71,7 @@ async def test_leftover_invalid_index_is_rebuilt_not_skipped(empty_database):
     await migrated_up_to(empty_database, "0010_stripe_events")
     conn = await asyncpg.connect(empty_database)
     try:
-        # An interrupted concurrent build leaves an INVALID index with the migration's name behind.
-        await conn.execute("INSERT INTO users (id, email, name) VALUES ('a', 'a@x.io', 'same'), ('b', 'b@x.io', 'same')")
-        with pytest.raises(asyncpg.UniqueViolationError):
-            await conn.execute('CREATE UNIQUE INDEX CONCURRENTLY "users_createdAt_id_idx" ON users (name)')
-        assert await index_state(conn, "users_createdAt_id_idx") is False
+        await leave_invalid_index(conn, "users_createdAt_id_idx")
         result = await acli([], empty_database)
         assert result.returncode == 0, result.stderr
         assert await index_state(conn, "users_createdAt_id_idx") is True
@@ -187,9 +191,7 @@ async def test_status_lists_pending_and_invalid_indexes(empty_database):
     await migrated_up_to(empty_database, "0010_stripe_events")
     conn = await asyncpg.connect(empty_database)
     try:
-        await conn.execute("INSERT INTO users (id, email, name) VALUES ('a', 'a@x.io', 'same'), ('b', 'b@x.io', 'same')")
-        with pytest.raises(asyncpg.UniqueViolationError):
-            await conn.execute('CREATE UNIQUE INDEX CONCURRENTLY "leftover_idx" ON users (name)')
+        await leave_invalid_index(conn, "leftover_idx")
     finally:
         await conn.close()
     result = await acli(["list"], empty_database)

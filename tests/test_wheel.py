@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.pg_cluster import free_port
-from tests.test_deploy import TOKENS
+from tests.test_deploy import TOKENS, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_FOLDERS = ("sql", "migrations", "config")
@@ -92,16 +92,8 @@ async def test_wheel_ships_its_sql_and_runs_migrate_and_serve_from_another_folde
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         base = f"http://127.0.0.1:{port}"
+        await wait_healthy(base, process)
         async with aiohttp.ClientSession() as http:
-            for _ in range(200):
-                assert process.poll() is None, process.stderr.read()
-                try:
-                    async with http.get(base + "/readyz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
             async with http.post(base + "/v1/users", json={"email": "wheel@example.com"},
                                  headers={"Authorization": "Bearer deploy-write"}) as r:
                 assert r.status == 201, await r.text()
