@@ -19,7 +19,7 @@ RUN /venv/bin/pip install --no-cache-dir --no-deps .
 FROM python:3.11-slim AS runtime
 COPY --from=build /venv /venv
 ENV PATH=/venv/bin:$PATH PYTHONUNBUFFERED=1 HOST=0.0.0.0 PORT=8080 ENVIRONMENT=production
-WORKDIR /tmp
+WORKDIR /app
 # Numeric, so Kubernetes' runAsNonRoot can verify it without an /etc/passwd entry.
 USER 10001:10001
 EXPOSE 8080
