@@ -18,7 +18,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -128,15 +128,12 @@ class BlockerWatcher:
             return  # the watcher only improves the message; the migration does not depend on it
 
 
-def run_with_lock_retries(step, what: str, policy: LockPolicy, watcher: BlockerWatcher | None,
-                          before_attempt=None):
+def run_with_lock_retries(step, what: str, policy: LockPolicy, watcher: BlockerWatcher | None):
     """Run `step()`; on a lock timeout or deadlock wait (backoff with jitter) and retry until
     `policy.total_wait` seconds have passed, then raise one line naming the blocker."""
     deadline = time.monotonic() + policy.total_wait
     delay = 0.25
     while True:
-        if before_attempt is not None:
-            before_attempt()
         try:
             return step()
         except RETRYABLE as exc:
@@ -214,7 +211,3 @@ def describe_database_error(migration_id: str, direction: str, exc: Exception) -
     hint = next((h for pattern, h in _HINTS if pattern.search(text)), None)
     verb = "applying" if direction == "apply" else "rolling back"
     return MigrateError(f"{verb} {migration_id} failed: {text}", hint=hint)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
