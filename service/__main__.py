@@ -2,7 +2,7 @@
 
   serve [--host H] [--port P] [--workers N]   run the HTTP service
   dev                                         migrate, then serve with a printed development token
-  migrate [apply|list|rollback|adopt|new|reset]
+  migrate [apply|status|rollback|adopt|new|reset|unlock]
   sweep | stripe-replay FILE | backup --out FILE | restore FILE
   doctor [--json]                             check the deployment, one line per check
 """
@@ -13,8 +13,15 @@ import argparse
 import sys
 
 from . import migrate as migrations
+from .migrate_cli import add_migrate_parser, run_migrate
 from .settings import SettingsError, load_settings
 from .tracing import TracingConfigError
+
+
+def port_number(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 1-65535, got {text}")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,10 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve.add_argument("--port", type=port_number)
     serve.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
 
-    commands.add_parser("dev", help="development: migrate, then serve with a printed dev token")
+    dev = commands.add_parser("dev", help="development: migrate, then serve with a printed dev token")
+    dev.add_argument("--host")
+    dev.add_argument("--port", type=port_number)
     commands.add_parser("sweep", help="delete expired chart cache rows, sessions and sign-in tokens in bounded batches")
     replay = commands.add_parser("stripe-replay", help="apply exported Stripe events, one JSON per line")
     replay.add_argument("file")
@@ -34,54 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument("--out", required=True)
     restore = commands.add_parser("restore", help="pg_restore a backup into an empty database")
     restore.add_argument("file")
+    restore.add_argument("--no-privileges", action="store_true", help="leave the dump's grants out")
 
     doctor = commands.add_parser("doctor", help="check this deployment: one line per check, exit 1 on a failure")
     doctor.add_argument("--json", action="store_true", help="one JSON object, for scripts")
 
-    migrate = commands.add_parser("migrate", help="apply or inspect database migrations")
-    migrate.add_argument(
-        "action", nargs="?", default="apply",
-        choices=["apply", "list", "rollback", "adopt", "new", "reset"],
-    )
-    migrate.add_argument("name", nargs="?", help="for `new`: the migration's name")
-    migrate.add_argument("--count", type=int, default=1, help="for `rollback`: how many")
-    migrate.add_argument("--yes", action="store_true", help="for `reset`: confirm")
+    add_migrate_parser(commands)
     return parser
-
-
-def run_migrate(args, settings) -> int:
-    if args.action == "new":
-        if not args.name:
-            raise migrations.MigrateError("usage: migrate new NAME")
-        for path in migrations.new_migration(args.name):
-            print(f"wrote {path}")
-        return 0
-    from .embedded import resolve_database_url
-
-    url = resolve_database_url(settings)
-    timeout = settings.migrate_lock_timeout
-    if args.action == "apply":
-        applied = migrations.apply(url, timeout)
-        print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied
-              else "database is up to date")
-    elif args.action == "list":
-        for item in migrations.status(url):
-            print(f"[{'applied' if item.applied else 'pending'}] {item.id}")
-    elif args.action == "rollback":
-        undone = migrations.rollback(url, args.count, timeout)
-        if not undone:
-            print("nothing to roll back: no migration is applied")
-        else:
-            print(f"rolled back {len(undone)} migration(s): {', '.join(undone)}")
-            if len(undone) < args.count:
-                print(f"nothing more to roll back ({args.count} asked, {len(undone)} were applied)")
-    elif args.action == "adopt":
-        applied = migrations.adopt(url, timeout)
-        print("adopted the seed schema; applied: " + (", ".join(applied) or "nothing more"))
-    elif args.action == "reset":
-        migrations.reset(url, settings.is_production, args.yes, timeout)
-        print("database reset: rolled back and re-applied every migration")
-    return 0
 
 
 def run_command(args, settings) -> int:
@@ -94,7 +62,7 @@ def run_command(args, settings) -> int:
         return commands.stripe_replay(settings, args.file)
     if args.command == "backup":
         return commands.backup(resolve_database_url(settings), args.out)
-    return commands.restore(resolve_database_url(settings), args.file)
+    return commands.restore(resolve_database_url(settings), args.file, privileges=not args.no_privileges)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,9 +85,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return serve(settings, host=args.host, port=args.port, workers=args.workers)
         if args.command == "dev":
-            return dev(settings)
-    except (migrations.MigrateError, SettingsError, TracingConfigError) as exc:
+            return dev(settings, host=args.host, port=args.port)
+    except SettingsError as exc:  # one line per bad setting
+        print("\n".join(f"error: {line}" for line in str(exc).splitlines()), file=sys.stderr)
+        return 1
+    except (migrations.MigrateError, TracingConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if getattr(exc, "hint", None):
+            print(f"hint: {exc.hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -140,7 +140,7 @@ async def _server_header(request: web.Request, response: web.StreamResponse) -> 
 
 def _resources(settings: Settings, metrics: Metrics):
     async def resources(app: web.Application):
-        async with open_deps(settings) as deps:
+        async with open_deps(settings, wait_for_database=True) as deps:  # retried at start
             app[DEPS] = deps
             metrics.watch(deps)
             yield

@@ -30,31 +30,59 @@ def sweep(settings) -> int:
 
 
 def stripe_replay(settings, path: str) -> int:
-    """Apply exported Stripe events (one JSON object per line) exactly as the webhook would."""
+    """Apply exported Stripe events (one JSON object per line) exactly as the webhook would.
+
+    The whole file is read and every line parsed before anything is applied, so a malformed line
+    changes nothing. Events are then applied in order; if one fails, the message says exactly which
+    lines were applied (re-running the file is safe: applied events come back as duplicates).
+    """
     from .data.stripe_events import apply_event, parse_event
 
     file = Path(path)
     if not file.is_file():
         raise CommandError(f"no such file: {path}")
+    events = []
+    with file.open("rb") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                events.append((number, parse_event(line), line))
+            except Exception as exc:
+                raise CommandError(f"{path}:{number}: not a Stripe event ({exc}); nothing was applied") from None
 
     async def run():
         outcomes: dict[str, int] = {}
+        applied_lines: list[int] = []
         async with open_deps(settings) as deps:
-            with file.open("rb") as lines:
-                for number, line in enumerate(lines, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        event = parse_event(line)
-                    except Exception as exc:
-                        raise CommandError(f"{path}:{number}: not a Stripe event ({exc})") from None
+            for number, event, line in events:
+                try:
                     outcome = await apply_event(deps, event, line)
-                    outcomes[outcome] = outcomes.get(outcome, 0) + 1
+                except Exception as exc:  # noqa: BLE001 - any failure is reported with the lines applied
+                    done = _line_ranges(applied_lines) or "none"
+                    raise CommandError(
+                        f"{path}:{number}: could not be applied ({type(exc).__name__}: {exc}); "
+                        f"lines applied before it: {done}; lines {number}- were not",
+                        hint="fix the cause and replay the whole file: applied events count as duplicates",
+                    ) from None
+                applied_lines.append(number)
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
         return outcomes
 
     outcomes = asyncio.run(run())
     print("replayed: " + (", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())) or "no events"))
     return 0
+
+
+def _line_ranges(numbers: list[int]) -> str:
+    """[1, 2, 3, 5] -> "1-3, 5"."""
+    ranges: list[list[int]] = []
+    for n in numbers:
+        if ranges and n == ranges[-1][1] + 1:
+            ranges[-1][1] = n
+        else:
+            ranges.append([n, n])
+    return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in ranges)
 
 
 def _pg_tool(name: str) -> str:
@@ -66,7 +94,7 @@ def _pg_tool(name: str) -> str:
 
         pgserver = import_pgserver()
         candidates.append(str(Path(pgserver.__file__).parent / "pginstall" / "bin" / name))
-    except ImportError:
+    except (ImportError, ValueError):  # ValueError: SettingsError, pgserver not installed
         pass
     versions = []
     for path in filter(None, candidates):
@@ -80,21 +108,15 @@ def _pg_tool(name: str) -> str:
     return max(versions)[1]
 
 
-def _run(args: list[str]) -> None:
-    result = subprocess.run(args, capture_output=True, text=True)
-    if result.returncode != 0:
-        message = (result.stderr.strip().splitlines() or ["failed"])[-1]
-        raise CommandError(f"{Path(args[0]).name}: {message}")
-
-
 def backup(database_url: str, out: str) -> int:
-    _run([_pg_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges", "--file", out,
-          "--dbname", database_url])
-    print(f"wrote {out} ({Path(out).stat().st_size} bytes)")
-    return 0
+    from . import backups
+
+    return backups.backup(_pg_tool("pg_dump"), database_url, out)
 
 
-def restore(database_url: str, file: str) -> int:
+def restore(database_url: str, file: str, privileges: bool = True) -> int:
+    from . import backups
+
     if not Path(file).is_file():
         raise CommandError(f"no such file: {file}")
 
@@ -109,7 +131,4 @@ def restore(database_url: str, file: str) -> int:
 
     if asyncio.run(tables_present()):
         raise CommandError("restore needs an empty database; this one has tables")
-    _run([_pg_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
-          "--dbname", database_url, file])
-    print(f"restored {file}")
-    return 0
+    return backups.restore(_pg_tool("pg_restore"), database_url, file, privileges)

@@ -119,8 +119,14 @@ async def test_a_pending_migration_fails(migrated):
     assert migrations.status == "fail" and f"1 pending: {last}" in migrations.detail
 
 
-async def test_drift_hook_fails_the_migrations_check(migrated, monkeypatch):
-    monkeypatch.setattr(doctor, "drifted_migrations", lambda url: ["0002_users"])
+async def test_a_migration_changed_since_it_was_applied_fails_the_migrations_check(migrated):
+    # As if 0002's file had been edited after it was applied: its recorded checksum no longer matches.
+    conn = await asyncpg.connect(migrated)
+    try:
+        await conn.execute("UPDATE _aw_migration_checksum SET sha256 = repeat('0', 64) "
+                           "WHERE migration_id = '0002_users'")
+    finally:
+        await conn.close()
     migrations = (await run(environment(migrated)))["migrations"]
     assert migrations.status == "fail" and "0002_users" in migrations.detail
 
