@@ -211,19 +211,22 @@ def _backfill_ledger(backend, migrations) -> None:
 
 def _keep_bookkeeping_private(backend) -> None:
     """Default privileges give the app role DML on every table the owner creates, yoyo's included; take
-    it back, so the app can neither mark a migration applied nor break migrate's lock."""
+    it back, so the app can neither mark a migration applied nor break migrate's lock. Reading stays
+    allowed: `doctor` and the schema_migrations_* gauges run as the app role and report what is applied."""
     grants = backend.connection.execute(
         """SELECT DISTINCT quote_ident(c.relname),
                   CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END
            FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
            WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY(%s)
-             AND a.grantee <> c.relowner AND pg_has_role(c.relowner, 'USAGE')""",
+             AND a.grantee <> c.relowner AND pg_has_role(c.relowner, 'USAGE')
+             AND a.privilege_type <> 'SELECT'""",
         (list(BOOKKEEPING_TABLES),),
     ).fetchall()
     if grants:
         with backend.transaction():
             for table, grantee in grants:
-                backend.connection.execute(f"REVOKE ALL ON {table} FROM {grantee}")
+                backend.connection.execute(
+                    f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON {table} FROM {grantee}")
 
 
 def _prepare(backend, migrations) -> None:

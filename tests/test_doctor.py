@@ -69,7 +69,7 @@ async def test_a_healthy_deployment_passes_every_check(roles, tuned_redis):  # n
 
 
 @pytest.mark.parametrize("bad, named", [
-    ({"BCRYPT_ROUNDS": "twelve"}, "bcrypt_rounds"),
+    ({"BCRYPT_ROUNDS": "twelve"}, "BCRYPT_ROUNDS"),
     ({"FIELD_ENCRYPTION_KEY": "k1:not base64!"}, "FIELD_ENCRYPTION_KEY"),
     ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "grpc"),
 ])

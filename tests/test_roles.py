@@ -132,6 +132,9 @@ async def test_app_role_has_no_hold_on_migrations_temp_tables_or_long_waits(role
                           "CREATE TEMP TABLE scratch (x int)"):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await app.execute(statement)
+        # reading is allowed: the doctor and the migration gauges run as the app role
+        assert await app.fetchval("SELECT count(*) FROM _yoyo_migration") > 0
+        assert await app.fetchval("SELECT count(*) FROM _aw_migration_checksum") > 0
         assert await app.fetchval("SHOW statement_timeout") == "15s"
         assert await app.fetchval("SHOW lock_timeout") == "5s"
         assert await app.fetchval("SHOW idle_in_transaction_session_timeout") == "1min"

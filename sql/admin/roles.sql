@@ -81,9 +81,11 @@ GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO :"app_role";
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM :"readonly_role";
 GRANT SELECT ON ALL TABLES IN SCHEMA reporting TO :"readonly_role";
 
--- migrate's own bookkeeping is migrate's: the app may not mark migrations applied or break its lock.
--- (`migrate` revokes the same on these tables when it creates them.)
-SELECT format('REVOKE ALL ON %s FROM %I, %I', t, :'app_role', :'readonly_role')
+-- migrate's own bookkeeping is migrate's: the app may not mark migrations applied or break its lock
+-- (`migrate` revokes the same on these tables when it creates them). It may read them: `doctor` and the
+-- schema_migrations_* gauges report what is applied.
+SELECT format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON %s FROM %I; '
+              'REVOKE ALL ON %s FROM %I', t, :'app_role', t, :'readonly_role')
 FROM unnest(ARRAY['_yoyo_migration', '_yoyo_log', '_yoyo_version', 'yoyo_lock', '_aw_migration_checksum']) AS t
 WHERE to_regclass(format('public.%I', t)) IS NOT NULL \gexec
 
