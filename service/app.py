@@ -11,6 +11,7 @@ from aiohttp import web
 
 from .auth import make_auth_middleware, parse_service_tokens
 from .deps import DEPS, METRICS, OPENAPI, REQUEST_ID, SETTINGS
+from .limits import caller_limits_from, make_limits_middleware
 from .logs import log_access
 from .metrics import Metrics
 from .openapi import build_openapi
@@ -87,6 +88,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[
             make_edge_middleware(metrics, settings.retry_after_seconds),
             make_auth_middleware(tokens),
+            make_limits_middleware(caller_limits_from(settings)),
         ],
     )
     routes = all_routes()

@@ -9,6 +9,7 @@ from .crypto import FieldCipher
 from .db import Database, ReplicaDatabase
 from .deps import Deps
 from .embedded import resolve_database_url
+from .passwords import PasswordPool
 from .settings import Settings
 
 
@@ -17,6 +18,7 @@ async def open_deps(settings: Settings):
     db = await Database.connect(resolve_database_url(settings), settings)
     read_db = db
     cache = None
+    passwords = PasswordPool.from_settings(settings)
     try:
         if settings.database_read_url:
             # min_size=0: the service starts (and reads from the primary) even when the replica is down.
@@ -26,8 +28,10 @@ async def open_deps(settings: Settings):
         cache.enabled = settings.cache_enabled
         cache.start()
         yield Deps(settings=settings, db=db, read_db=read_db, cache=cache,
-                   cipher=FieldCipher(settings.field_encryption_key))
+                   cipher=FieldCipher(settings.field_encryption_key),
+                   passwords=passwords)
     finally:
+        passwords.close()
         if cache is not None:
             await cache.close()
         if read_db is not db:

@@ -49,10 +49,20 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     cache_enabled: bool = True
 
     sweep_interval_seconds: float = 300
-    bcrypt_threads: int = 0  # 0: one fewer than the cores, at least one
+    bcrypt_threads: int = 0  # 0: as many as the cores
     sweep_batch_size: int = 5000
 
     migrate_lock_timeout: int = 600
+
+    # hostile and careless callers (issue 14): password work, per-caller budgets, input limits
+    bcrypt_queue_size: int = 0  # password jobs waiting beyond the running ones; 0: as many as threads
+    bcrypt_caller_share: float = 0.5  # of all password places, the most one token may hold
+    caller_limits: str = ""  # name:concurrency:expensive,... per service token name
+    caller_concurrency: int = 256  # requests in flight per token (default budget)
+    caller_expensive: int = 3  # expensive list queries in flight per token (default budget)
+    caller_expensive_total: int = 0  # expensive list queries in flight, all tokens; 0: half the pool
+    caller_retry_after_seconds: int = 1
+    max_json_depth: int = 32  # nesting of objects and arrays in a request body
 
     @property
     def is_production(self) -> bool:
