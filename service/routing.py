@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import msgspec
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .deps import SETTINGS
 from .problems import Problem, not_found, validation
@@ -53,17 +55,28 @@ _decoders: dict[type, msgspec.json.Decoder] = {}
 _encode = msgspec.json.Encoder().encode
 
 
-async def read_body(request: web.Request, struct: type):
-    """Decode the JSON body into `struct`: 400 when it is not JSON, 422 when it does not fit.
-
-    The body is read before any database connection is taken, and a client that sends it too slowly
-    gets a 408, so slow clients hold neither a connection of the pool nor a handler for long."""
+async def read_raw(request: web.Request) -> bytes:
+    """The whole body. A client that sends it too slowly gets a 408, so slow clients hold neither a
+    connection of the pool nor a handler for long; one that stops half-way (the connection closed, or a
+    chunked body cut off) gets a 400: its fault, not a 500 with a traceback."""
     try:
-        raw = await asyncio.wait_for(request.read(), request.app[SETTINGS].body_read_timeout)
+        return await asyncio.wait_for(request.read(), request.app[SETTINGS].body_read_timeout)
     except asyncio.TimeoutError:
         raise Problem(408, "the request body arrived too slowly") from None
+    except (ClientPayloadError, ConnectionError, asyncio.IncompleteReadError, HttpProcessingError):
+        raise Problem(400, "the request body was cut off before its end") from None
+
+
+async def read_body(request: web.Request, struct: type):
+    """Decode the JSON body into `struct`: 400 when it is not JSON, 422 when it does not fit or nests
+    deeper than MAX_JSON_DEPTH. The body is read before any database connection is taken."""
+    raw = await read_raw(request)
     if not raw:
         raise Problem(400, "a JSON body is required")
+    too_deep = field_nested_too_deep(raw, request.app[SETTINGS].max_json_depth)
+    if too_deep is not None:
+        # Checked before decoding: a deep document costs recursion in every layer that walks it.
+        raise validation(too_deep, f"nests deeper than {request.app[SETTINGS].max_json_depth} levels")
     decoder = _decoders.get(struct)
     if decoder is None:
         decoder = _decoders[struct] = msgspec.json.Decoder(struct)
@@ -77,6 +90,31 @@ async def read_body(request: web.Request, struct: type):
         if field is not None:
             raise validation(field, "must be valid UTF-8 text") from None
         raise Problem(400, f"malformed JSON: {exc}") from None
+
+
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"\s*:?|[\[\]{}]')
+
+
+def field_nested_too_deep(raw: bytes, max_depth: int) -> str | None:
+    """The path of keys (e.g. `chartData.a`) to the first object or array nested deeper than
+    `max_depth`, or None. Only strings and brackets are visited, so a flat body costs little."""
+    depth = 0
+    keys: list[str | None] = []  # the key being read at each depth
+    for token in _JSON_TOKENS.finditer(raw):
+        text = token.group()
+        first = text[:1]
+        if first in (b"{", b"["):
+            depth += 1
+            if depth > max_depth:
+                return ".".join(k for k in keys if k) or "body"
+            keys.append(None)
+        elif first in (b"}", b"]"):
+            depth -= 1
+            if keys:
+                keys.pop()
+        elif text.endswith(b":") and keys:  # a string followed by a colon is a key
+            keys[-1] = text[1:text.rindex(b'"')].decode("utf-8", "replace")
+    return None
 
 
 def non_utf8_field(raw: bytes) -> str | None:

@@ -150,6 +150,8 @@ class Account(Struct):
     scope: str | None
     id_token: str | None
     session_state: str | None
+    # Only when a stored token cannot be decrypted (its field is then null): field -> why.
+    tokenErrors: dict[str, str] | UnsetType = UNSET
 
 
 class UserWithRelations(User):

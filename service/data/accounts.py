@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from ..crypto import ENCRYPTED_ACCOUNT_FIELDS, looks_encrypted
 from ..deps import Deps
 from ..ids import new_id
 from ..problems import not_found, validation
@@ -12,12 +13,18 @@ from ..schemas import AccountCreate
 
 
 async def link_account(deps: Deps, body: AccountCreate) -> dict:
-    fields = deps.cipher.encrypt_account({
-        "access_token": body.access_token, "refresh_token": body.refresh_token, "id_token": body.id_token,
-    })
+    tokens = {"access_token": body.access_token, "refresh_token": body.refresh_token, "id_token": body.id_token}
+    if not deps.cipher.enabled:
+        for name in ENCRYPTED_ACCOUNT_FIELDS:
+            # Stored as given, it would later be read as ciphertext whose key is missing.
+            if looks_encrypted(tokens[name]):
+                raise validation(name, "looks like an encrypted value (enc:v1:/enc:v2:) and no "
+                                       "FIELD_ENCRYPTION_KEY is configured to tell it apart")
+    account_id = new_id()
+    fields = deps.cipher.encrypt_account(tokens, account_id)
     try:
         row = await deps.db.fetchrow(
-            Q.insert_account, new_id(), body.userId, body.type, body.provider, body.providerAccountId,
+            Q.insert_account, account_id, body.userId, body.type, body.provider, body.providerAccountId,
             fields["refresh_token"], fields["access_token"], body.expires_at, body.token_type, body.scope,
             fields["id_token"], body.session_state,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..deps import deps_of
+from .accounts import visible_account
 from ..listing import (
     ListSpec,
     boolean,
@@ -84,7 +85,21 @@ async def list_user_accounts(request):
     user_id = request.match_info["id"]
     if not await deps.read_db.fetchval(Q.user_exists, user_id):
         raise not_found("user")
-    return await _page(request, ACCOUNTS, [user_id], deps.cipher.decrypt_account)
+    token_errors = {}
+
+    def visible(row):
+        account = visible_account(request, deps.cipher.decrypt_account(row))
+        if "tokenErrors" in account:  # kept aside: the list keeps only the declared fields
+            token_errors[account["id"]] = account["tokenErrors"]
+        return account
+
+    q = build_list_query(ACCOUNTS, request.query, [user_id])
+    async with deps.read_db.connection() as conn:
+        page = await run_list_query(conn, q, visible)
+    for account in page["data"]:
+        if account.get("id") in token_errors:
+            account["tokenErrors"] = token_errors[account["id"]]
+    return json_response(page)
 
 
 async def list_charts(request):

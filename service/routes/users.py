@@ -24,6 +24,7 @@ from ..schemas import (
     UserWithRelations,
     Valid,
 )
+from .accounts import visible_account
 from .params import comma_list, reject_unknown_params
 
 routes = RouteTable("users")
@@ -55,6 +56,8 @@ async def get_user(request):
         user = await users.get_user_with_relations(deps, user_id, include)
         if user is None:
             raise not_found("user")
+        if "accounts" in include:
+            user["accounts"] = [visible_account(request, a) for a in user["accounts"]]
         if select:
             user = {k: v for k, v in user.items() if k in select or k in include}
         return json_response(user)
