@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     restore = commands.add_parser("restore", help="pg_restore a backup into an empty database")
     restore.add_argument("file")
 
+    commands.add_parser("find-email-duplicates", help="list users whose e-mails differ only in case")
     migrate = commands.add_parser("migrate", help="apply or inspect database migrations")
     migrate.add_argument(
         "action", nargs="?", default="apply",
@@ -98,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         if args.command == "migrate":
             return run_migrate(args, settings)
+        if args.command == "find-email-duplicates":
+            from . import email_duplicates
+            from .embedded import resolve_database_url
+
+            return email_duplicates.run(resolve_database_url(settings))
         if args.command in ("sweep", "stripe-replay", "backup", "restore"):
             return run_command(args, settings)
         from .server import (  # the HTTP stack is imported only by the commands that need it

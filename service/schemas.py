@@ -101,6 +101,13 @@ class PasswordIn(Body):
     password: Password
 
 
+class PasswordChange(PasswordIn):
+    """A password change signs the user out of their other sessions, unless keepSessions is true.
+    currentSessionToken names the session making the change, which is kept."""
+    keepSessions: bool = False
+    currentSessionToken: Annotated[str, Meta(max_length=512)] | None = None
+
+
 class User(Struct):
     id: str
     email: str

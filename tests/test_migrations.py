@@ -14,7 +14,7 @@ from service.catalog import SEED_ENUMS, SEED_TABLES, describe_schema
 
 PRISMA_DDL = Path(__file__).parent / "fixtures" / "prisma_seed.sql"
 ROOT = Path(__file__).resolve().parent.parent
-SERVICE_OWNED_INDEXES = {"users.users_createdAt_id_idx", "users.users_email_lower_idx",
+SERVICE_OWNED_INDEXES = {"users.users_createdAt_id_idx", "users.users_email_lower_key",
                          "sessions.sessions_userId_idx", "accounts.accounts_userId_idx"}
 
 
@@ -44,7 +44,8 @@ async def test_migrated_schema_equals_prisma_schema(empty_database, tmp_path):
         ours, theirs = await facts(empty_database), await facts(prisma_db)
         assert theirs <= ours, sorted(theirs - ours)
         # The only extras allowed are the service's own indexes (migrations after the seed's eight).
-        assert {fact.split()[1] for fact in ours - theirs} <= SERVICE_OWNED_INDEXES, sorted(ours - theirs)
+        names = {fact.removeprefix("unique ").split()[1] for fact in ours - theirs}
+        assert names <= SERVICE_OWNED_INDEXES, sorted(ours - theirs)
         # A few facts spelled out, so a reader sees what the comparison covers.
         assert "enum Role (USER, ADMIN)" in ours
         assert "enum ChartType (TROPICAL, DRACONIC, HORARY, SYNASTRY, PROGRESSED, SOLAR_RETURN)" in ours
@@ -137,6 +138,7 @@ async def test_deleting_a_user_cascades_but_keeps_chart_cache(seeded):
     await conn.execute("DELETE FROM users WHERE id = 'u1'")
     for table in ("accounts", "sessions", "subscriptions", "natal_data"):
         assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 0, table
+    # No foreign key on chart_cache (the seed's contract); the service's delete_user removes them.
     assert await conn.fetchval("SELECT count(*) FROM chart_cache") == 1
 
 
@@ -242,10 +244,12 @@ def test_migrate_new_writes_the_next_numbered_pair(tmp_path, monkeypatch):
     for p in MIGRATIONS_DIR.glob("*.sql"):
         (tmp_path / p.name).write_text(p.read_text())
     monkeypatch.setattr(migrate, "MIGRATIONS_DIR", tmp_path)
+    last = max(p.name.removesuffix(".sql") for p in MIGRATIONS_DIR.glob("*.sql") if not p.name.endswith(".rollback.sql"))
+    number = f"{int(last[:4]) + 1:04d}"  # after the highest, whichever branch added it
     forward, backward = migrate.new_migration("Add user locale!")
-    assert Path(forward).name == "0014_add_user_locale.sql"
-    assert Path(backward).name == "0014_add_user_locale.rollback.sql"
-    assert "-- depends: 0013_sessions_accounts_user_id_indexes" in Path(forward).read_text()
+    assert Path(forward).name == f"{number}_add_user_locale.sql"
+    assert Path(backward).name == f"{number}_add_user_locale.rollback.sql"
+    assert f"-- depends: {last}" in Path(forward).read_text()
 
 
 def test_every_migration_has_a_rollback_and_a_header():

@@ -121,11 +121,19 @@ async def update_user(deps: Deps, user_id: str, patch) -> dict:
     return dict(row)
 
 
-async def set_password(deps: Deps, user_id: str, password: str) -> None:
+async def set_password(deps: Deps, user_id: str, password: str, keep_sessions: bool = False,
+                       current_session: str | None = None) -> None:
+    """A new password ends the user's other sessions (someone who knew the old one may hold one),
+    unless `keep_sessions`; `current_session` (the session making the change) is kept."""
     hashed = await deps.passwords.hash(password)
-    status = await deps.db.execute(Q.set_password, user_id, hashed)
-    if affected_rows(status) == 0:
-        raise not_found("user")
+    async with deps.db.transaction() as conn:
+        status = await conn.execute(Q.set_password, user_id, hashed)
+        if affected_rows(status) == 0:
+            raise not_found("user")
+        ended = [] if keep_sessions else await conn.fetch(Q.delete_sessions_but, user_id, current_session)
+    if ended:
+        await deps.cache.invalidate(keys=tuple(keys.session_lookup(r["sessionToken"]) for r in ended),
+                                    tags=(keys.user_tag(user_id),))
 
 
 async def verify_password(deps: Deps, user_id: str, password: str) -> bool:
@@ -137,12 +145,13 @@ async def verify_password(deps: Deps, user_id: str, password: str) -> bool:
 
 
 async def delete_user(deps: Deps, user_id: str) -> None:
-    """Accounts, sessions, subscription and natal data go with it (ON DELETE CASCADE)."""
+    """Accounts, sessions, subscription and natal data go with it (ON DELETE CASCADE), charts in the
+    same statement (sql/users.sql)."""
     email = await deps.db.fetchval(Q.delete_user, user_id)
     if email is None:
         raise not_found("user")
     await deps.cache.invalidate(keys=(keys.user_by_email(email), keys.user_by_id(user_id)),
-                                tags=(keys.user_tag(user_id),))
+                                tags=(keys.user_tag(user_id), keys.chart_tag(user_id)))
 
 
 async def delete_user_sessions(deps: Deps, user_id: str) -> int:

@@ -16,6 +16,7 @@ from ..routing import (
 )
 from ..schemas import (
     Count,
+    PasswordChange,
     PasswordIn,
     User,
     UserBatch,
@@ -90,11 +91,13 @@ async def update_user(request):
     return json_response(await users.update_user(deps_of(request), request.match_info["id"], patch))
 
 
-@routes.add("PUT", "/v1/users/{id}/password", scope=WRITE, summary="Set or change the password",
-            body=PasswordIn, status=204, errors=(404, 422))
+@routes.add("PUT", "/v1/users/{id}/password", scope=WRITE,
+            summary="Set or change the password; ends the user's other sessions unless keepSessions",
+            body=PasswordChange, status=204, errors=(404, 422))
 async def set_password(request):
-    body = await read_body(request, PasswordIn)
-    await users.set_password(deps_of(request), request.match_info["id"], body.password)
+    body = await read_body(request, PasswordChange)
+    await users.set_password(deps_of(request), request.match_info["id"], body.password,
+                             keep_sessions=body.keepSessions, current_session=body.currentSessionToken)
     return no_content()
 
 
