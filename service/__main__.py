@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("file")
 
     commands.add_parser("find-email-duplicates", help="list users whose e-mails differ only in case")
+    reencrypt = commands.add_parser("reencrypt", help="rewrite stored OAuth tokens under the newest key")
+    reencrypt.add_argument("--batch-size", type=int, default=500)
+    reencrypt.add_argument("--after", default="", help="resume after this account id")
     migrate = commands.add_parser("migrate", help="apply or inspect database migrations")
     migrate.add_argument(
         "action", nargs="?", default="apply",
@@ -104,6 +107,12 @@ def main(argv: list[str] | None = None) -> int:
             from .embedded import resolve_database_url
 
             return email_duplicates.run(resolve_database_url(settings))
+        if args.command == "reencrypt":
+            from . import reencrypt
+            from .embedded import resolve_database_url
+
+            return reencrypt.run(resolve_database_url(settings), settings.field_encryption_key,
+                                 args.batch_size, args.after)
         if args.command in ("sweep", "stripe-replay", "backup", "restore"):
             return run_command(args, settings)
         from .server import (  # the HTTP stack is imported only by the commands that need it
