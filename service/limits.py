@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import contextvars
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from aiohttp import web
 

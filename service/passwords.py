@@ -59,7 +59,7 @@ class PasswordPool:
         self._dummy_hash: bytes | None = None
 
     @classmethod
-    def from_settings(cls, settings) -> "PasswordPool":
+    def from_settings(cls, settings) -> PasswordPool:
         return cls(settings.bcrypt_rounds, settings.bcrypt_threads, settings.bcrypt_queue_size,
                    settings.bcrypt_caller_share, settings.retry_after_seconds, settings.caller_retry_after_seconds)
 

@@ -17,7 +17,12 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from .crypto import ACCOUNTS_TABLE, ENCRYPTED_ACCOUNT_FIELDS, FieldCipher, UndecryptableError
+from .crypto import (
+    ACCOUNTS_TABLE,
+    ENCRYPTED_ACCOUNT_FIELDS,
+    FieldCipher,
+    UndecryptableError,
+)
 from .migrate import MigrateError
 from .queries import Q
 

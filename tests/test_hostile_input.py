@@ -34,7 +34,7 @@ async def test_chart_data_nested_a_thousand_deep_is_a_422_naming_the_field(clien
 
 async def send_and_abort(port: int, head: str, partial: bytes) -> None:
     """Announce a body, send part of it, then close the connection."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(head.encode() + partial)
     await writer.drain()
     writer.close()

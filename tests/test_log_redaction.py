@@ -26,15 +26,15 @@ def hostile_requests(secrets):
         # A control byte inside the Authorization header; a token in the query string.
         f"GET /v1/users?token={s[0]}&limit=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {s[1]}\x01x\r\n\r\n",
         # A Stripe signature with a stray CR, and a Content-Length that is not a number.
-        f"POST /v1/stripe/webhook HTTP/1.1\r\nHost: x\r\nStripe-Signature: t=1,v1={s[2]}\r\r\n"
-        "Content-Length: abc\r\n\r\n",
+        (f"POST /v1/stripe/webhook HTTP/1.1\r\nHost: x\r\nStripe-Signature: t=1,v1={s[2]}\r\r\n"
+         "Content-Length: abc\r\n\r\n"),
         # A request line with a token in the query and junk after the version.
         f"GET /v1/users?access_token={s[3]} HTTP/1.1 junk\r\nHost: x\r\n\r\n",
         # A cookie with a stray control byte, and a header line with no colon.
         f"GET /healthz HTTP/1.1\r\nHost: x\r\nCookie: session={s[4]}\x7f\r\nBearer {s[5]}\r\n\r\n",
         # A well-formed request with a real-looking token, but a body that is cut off.
-        f"POST /v1/users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {s[6]}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: 500\r\n\r\n{{\"email\": \"a@b.c\", \"password\": \"{s[7]}",
+        (f"POST /v1/users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {s[6]}\r\nContent-Type: application/json\r\n"
+         f"Content-Length: 500\r\n\r\n{{\"email\": \"a@b.c\", \"password\": \"{s[7]}"),
         # Not HTTP at all.
         f"\x16\x03\x01 Authorization: Bearer {s[8]}\r\n\r\n",
     ]
@@ -46,7 +46,7 @@ async def send_raw(port, data: str):
     await writer.drain()
     try:
         await asyncio.wait_for(reader.read(4096), 1.0)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     writer.close()
 

@@ -40,8 +40,8 @@ async def test_a_flood_of_sign_ups_is_refused_fast_and_another_callers_sign_in_s
 
 
 async def test_a_full_pool_answers_503_with_retry_after(app_with):
-    client, deps = await app_with(bcrypt_rounds=8, bcrypt_threads=1, bcrypt_queue_size=1,
-                                  bcrypt_caller_share=1.0)
+    client, _ = await app_with(bcrypt_rounds=8, bcrypt_threads=1, bcrypt_queue_size=1,
+                               bcrypt_caller_share=1.0)
     answers = await asyncio.gather(*(
         client.post("/v1/users", headers=WRITE, json={"email": unique_email(), "password": "pw"})
         for _ in range(8)))
@@ -94,7 +94,7 @@ async def test_work_of_a_request_whose_client_has_gone_is_dropped_before_it_star
 
 
 async def test_a_batch_takes_turns_and_a_bad_password_in_it_is_a_422_before_any_work(app_with):
-    client, deps = await app_with(bcrypt_rounds=4, bcrypt_threads=1, bcrypt_queue_size=1)
+    client, _ = await app_with(bcrypt_rounds=4, bcrypt_threads=1, bcrypt_queue_size=1)
     users = [{"email": unique_email(), "password": f"pw-{i}"} for i in range(6)]
     r = await client.post("/v1/users/batch", headers=WRITE, json={"users": users})
     assert r.status == 200 and await r.json() == {"count": 6}
