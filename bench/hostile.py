@@ -209,7 +209,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--users", type=int, default=50000)
     parser.add_argument("--misses", type=int, default=100000)
-    parser.add_argument("--caller-expensive", type=int, default=3, help="CALLER_EXPENSIVE of the list run")
+    parser.add_argument("--caller-expensive", type=int, default=2, help="CALLER_EXPENSIVE of the list run")
     parser.add_argument("--only", choices=("passwords", "lists", "misses"))
     args = parser.parse_args()
     url = await create_database("aw_bench_hostile")

@@ -59,7 +59,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     bcrypt_caller_share: float = 0.5  # of all password places, the most one token may hold
     caller_limits: str = ""  # name:concurrency:expensive,... per service token name
     caller_concurrency: int = 256  # requests in flight per token (default budget)
-    caller_expensive: int = 3  # expensive list queries in flight per token (default budget)
+    caller_expensive: int = 2  # expensive list queries in flight per token (default budget)
     caller_expensive_total: int = 0  # expensive list queries in flight, all tokens; 0: half the pool
     caller_retry_after_seconds: int = 1
     max_json_depth: int = 32  # nesting of objects and arrays in a request body
