@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -73,31 +74,53 @@ async def read_body(request: web.Request, struct: type):
     raw = await read_raw(request)
     if not raw:
         raise Problem(400, "a JSON body is required")
-    too_deep = field_nested_too_deep(raw, request.app[SETTINGS].max_json_depth)
-    if too_deep is not None:
-        # Checked before decoding: a deep document costs recursion in every layer that walks it.
-        raise validation(too_deep, f"nests deeper than {request.app[SETTINGS].max_json_depth} levels")
+    max_depth = request.app[SETTINGS].max_json_depth
     decoder = _decoders.get(struct)
     if decoder is None:
         decoder = _decoders[struct] = msgspec.json.Decoder(struct)
     try:
-        return decoder.decode(raw)
+        body = decoder.decode(raw)
     except msgspec.ValidationError:
         raise
+    except RecursionError:  # deeper than msgspec goes (about 1,000 levels)
+        raise validation(field_nested_too_deep(raw, max_depth) or "body", f"nests deeper than {max_depth} levels") \
+            from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         # msgspec raises UnicodeDecodeError for invalid UTF-8 inside a string.
         field = non_utf8_field(raw)
         if field is not None:
             raise validation(field, "must be valid UTF-8 text") from None
         raise Problem(400, f"malformed JSON: {exc}") from None
+    # Typed fields have the schema's depth; only free-form ones (chartData: Any) can nest at will, and
+    # every later layer (jsonb encoding, PostgreSQL, readers) walks them recursively.
+    for name in _free_form_fields(struct):
+        if _deeper_than(getattr(body, name, None), max_depth - 1):
+            raise validation(field_nested_too_deep(raw, max_depth) or name, f"nests deeper than {max_depth} levels")
+    return body
 
 
-_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"\s*:?|[\[\]{}]')
+@functools.cache
+def _free_form_fields(struct: type) -> tuple[str, ...]:
+    info = msgspec.inspect.type_info(struct)
+    fields = getattr(info, "fields", ())
+    return tuple(f.name for f in fields if isinstance(f.type, msgspec.inspect.AnyType))
+
+
+def _deeper_than(value, levels: int) -> bool:
+    """Does `value` hold lists or dicts nested more than `levels` deep? Stops at the first such path."""
+    if isinstance(value, dict):
+        return levels <= 0 or any(_deeper_than(v, levels - 1) for v in value.values())
+    if isinstance(value, list):
+        return levels <= 0 or any(_deeper_than(v, levels - 1) for v in value)
+    return False
+
+
+_JSON_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"\s*:?|[\[\]{}]')
 
 
 def field_nested_too_deep(raw: bytes, max_depth: int) -> str | None:
     """The path of keys (e.g. `chartData.a`) to the first object or array nested deeper than
-    `max_depth`, or None. Only strings and brackets are visited, so a flat body costs little."""
+    `max_depth`, or None. Walks every string and bracket: for the error message only."""
     depth = 0
     keys: list[str | None] = []  # the key being read at each depth
     for token in _JSON_TOKENS.finditer(raw):

@@ -22,6 +22,10 @@ async def test_chart_data_nested_a_thousand_deep_is_a_422_naming_the_field(clien
     body = await r.json()
     assert body["errors"][0]["field"].startswith("chartData")
     assert "deeper than 32" in body["errors"][0]["message"]
+    fifty = b'{"planets": ' + b"[" * 50 + b"1" + b"]" * 50 + b"}"  # msgspec decodes it; our limit refuses
+    r = await client.post("/v1/charts", headers={**WRITE, "Content-Type": "application/json"},
+                          data=b'{"chartType": "TROPICAL", "ttlSeconds": 3600, "chartData": ' + fifty + b"}")
+    assert r.status == 422 and (await r.json())["errors"][0]["field"] == "chartData.planets"
     r = await client.post("/v1/users", headers=WRITE,
                           json={"email": "deep@example.com", "name": "[" * 5000 + "]" * 5000})  # in a string
     assert r.status in (201, 422)  # brackets inside a string are text, not nesting
