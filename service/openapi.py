@@ -53,12 +53,12 @@ def build_openapi(routes: list[Route], version: str) -> bytes:
         ]
         codes = set(route.errors)
         if route.body is not None:
-            codes |= {400, 413, 422}
+            codes |= {400, 408, 413, 422}  # 408: the body arrived too slowly
         if route.query:
             codes.add(400)
         if route.scope != PUBLIC:
             # Any /v1 route may meet input it cannot use: malformed (400) or unstorable, e.g. a NUL (422).
-            codes |= {400, 401, 403, 422}
+            codes |= {400, 401, 403, 422, 429}  # 429: the token is over its budget (limits.py)
             operation["security"] = [{"bearer": []}]
         else:
             operation["security"] = []

@@ -29,7 +29,7 @@ def verify_signature(payload: bytes, header: str | None, secrets: list[str], tol
 
 
 @routes.add("POST", "/v1/stripe/webhook", scope=PUBLIC, summary="Stripe events (signed with Stripe-Signature)",
-            errors=(400,), headers=(("Stripe-Signature", "t=<unix time>,v1=<HMAC-SHA256 hex>"),))
+            errors=(400, 408), headers=(("Stripe-Signature", "t=<unix time>,v1=<HMAC-SHA256 hex>"),))
 async def stripe_webhook(request: web.Request):
     deps = deps_of(request)
     payload = await read_raw(request)
