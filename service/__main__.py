@@ -101,7 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         if args.command == "migrate":
-            return run_migrate(args, settings)
+            try:
+                return run_migrate(args, settings)
+            except Exception as exc:
+                from .email_duplicates import refusal_report
+
+                if (report := refusal_report(exc)) is None:
+                    raise
+                print(report, file=sys.stderr)  # the duplicates, not a traceback
+                return 1
         if args.command == "find-email-duplicates":
             from . import email_duplicates
             from .embedded import resolve_database_url

@@ -52,3 +52,16 @@ def run(database_url: str) -> int:
             print(f"  {u['id']}  {u['email']}  created {u['createdAt']}  password={'yes' if u['hasPassword'] else 'no'}"
                   f"  accounts={u['accounts']}  sessions={u['sessions']}")
     return 1
+
+
+REFUSAL = "users has e-mail addresses that differ only in case"
+
+
+def refusal_report(exc: BaseException) -> str | None:
+    """The text of migration 0020's refusal (its message and the duplicates), without the traceback;
+    None for any other error."""
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) or ""
+    if not primary.startswith(REFUSAL):
+        return None
+    return f"error: migration 0020 refused: {primary}\n{getattr(diag, 'message_detail', '') or ''}".rstrip()

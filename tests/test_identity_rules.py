@@ -3,12 +3,16 @@ find-email-duplicates), a new e-mail is unverified, a new password ends other se
 user's charts go with them."""
 
 import asyncio
+import os
+import subprocess
+import sys
 
 import asyncpg
 import pytest
 
 from service import email_duplicates, migrate
 from tests.conftest import WRITE, unique_email
+from tests.test_deploy import ROOT
 from tests.test_identity import new_user
 
 FUTURE = "2099-01-01T00:00:00.000Z"
@@ -31,6 +35,11 @@ async def test_migrate_refuses_case_variants_with_a_report_then_the_database_enf
         assert "bob@example.com: u4 <BOB@example.com>, u3 <bob@example.com>" in report
         assert "carol" not in report
         assert not await conn.fetchval("SELECT to_regclass('users_email_lower_key') IS NOT NULL")
+        cli = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "service", "migrate"], check=False, capture_output=True,
+            text=True, cwd=ROOT, env={**os.environ, "DATABASE_URL": empty_database}, timeout=120)
+        assert cli.returncode == 1 and "Traceback" not in cli.stderr, cli.stderr
+        assert "ada@example.com: u1 <Ada@Example.com>, u2 <ada@example.com>" in cli.stderr
 
         groups = await email_duplicates.find_email_duplicates(conn)
         assert {k: [u["id"] for u in v] for k, v in groups.items()} == {
