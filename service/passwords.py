@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -57,6 +58,7 @@ class PasswordPool:
         self.dropped = 0  # jobs dropped because their client had gone
         self.started = 0  # jobs handed to a thread
         self._dummy_hash: bytes | None = None
+        self._dummy_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings) -> PasswordPool:
@@ -102,19 +104,19 @@ class PasswordPool:
         encoded = password_bytes(password)
         if stored_hash is None:
             # Same work as a real check at the configured cost, then "no".
-            await self._run(bcrypt.checkpw, encoded, await self._dummy())
+            await self._run(self._check_against_dummy, encoded)
             return False
         try:
             return await self._run(bcrypt.checkpw, encoded, stored_hash.encode("ascii"))
         except ValueError:  # a stored value that is not a bcrypt hash
             return False
 
-    async def _dummy(self) -> bytes:
-        if self._dummy_hash is None:  # made once, on first need, at the configured cost
-            dummy = await asyncio.get_running_loop().run_in_executor(
-                self._executor, lambda: bcrypt.hashpw(b"not a password", bcrypt.gensalt(self.rounds)))
-            self._dummy_hash = self._dummy_hash or dummy
-        return self._dummy_hash
+    def _check_against_dummy(self, encoded: bytes) -> None:
+        """In a pool thread, like any job: the dummy is made once, on first need, at the configured cost."""
+        with self._dummy_lock:
+            if self._dummy_hash is None:
+                self._dummy_hash = bcrypt.hashpw(b"not a password", bcrypt.gensalt(self.rounds))
+        bcrypt.checkpw(encoded, self._dummy_hash)
 
     async def hash_many(self, passwords: list[tuple[str, str]]) -> list[str]:
         """Hashes of (password, field) pairs, at most half the caller's share admitted at a time, so a
