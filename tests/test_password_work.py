@@ -23,31 +23,45 @@ async def app_with(aiohttp_client, migrated_database_url, redis_url):
 
 async def test_a_flood_of_sign_ups_is_refused_fast_and_another_callers_sign_in_still_runs(app_with):
     client, deps = await app_with(bcrypt_rounds=8, bcrypt_threads=1, bcrypt_queue_size=1)
+    pool = deps.passwords
     r = await client.post("/v1/users", headers=WRITE, json={"email": unique_email(), "password": "pw-1"})
     user = await r.json()
-    flood = [client.post("/v1/users", headers=WRITE, json={"email": unique_email(), "password": "pw"})
-             for _ in range(20)]
-    sign_in = client.post(f"/v1/users/{user['id']}/verify-password", headers=READ, json={"password": "pw-1"})
-    *answers, verified = await asyncio.gather(*flood, sign_in)
-    statuses = [a.status for a in answers]
-    refused = [a for a in answers if a.status == 429]
-    assert refused, statuses  # the writer holds its share (1 of 2 places); the rest is refused at once
-    assert set(statuses) <= {201, 429}, statuses
-    for answer in refused:
-        assert answer.headers["Retry-After"] == "1"
-        assert answer.content_type == "application/problem+json"
+    await pool._running.acquire()  # the only thread stays busy while the flood arrives
+    try:
+        flood = [asyncio.ensure_future(client.post("/v1/users", headers=WRITE,
+                                                   json={"email": unique_email(), "password": "pw"}))
+                 for _ in range(20)]
+        await wait_until(lambda: sum(task.done() for task in flood) == 19)  # answered without waiting
+        sign_in = asyncio.ensure_future(client.post(f"/v1/users/{user['id']}/verify-password", headers=READ,
+                                                    json={"password": "pw-1"}))
+        await wait_until(lambda: pool.admitted == 2)  # the reader still found a place
+    finally:
+        pool._running.release()
+    answers = await asyncio.gather(*flood)
+    statuses = sorted(a.status for a in answers)
+    assert statuses == [201] + [429] * 19, statuses  # the writer held its share: 1 of the 2 places
+    for answer in answers:
+        if answer.status == 429:
+            assert answer.headers["Retry-After"] == "1"
+            assert (await answer.json())["code"] == "too_many_requests"
+    verified = await sign_in
     assert verified.status == 200 and await verified.json() == {"valid": True}
-    assert deps.passwords.admitted == 0  # every place given back
+    assert pool.admitted == 0  # every place given back
 
 
 async def test_a_full_pool_answers_503_with_retry_after(app_with):
-    client, _ = await app_with(bcrypt_rounds=8, bcrypt_threads=1, bcrypt_queue_size=1,
-                               bcrypt_caller_share=1.0)
-    answers = await asyncio.gather(*(
-        client.post("/v1/users", headers=WRITE, json={"email": unique_email(), "password": "pw"})
-        for _ in range(8)))
-    statuses = sorted(a.status for a in answers)
-    assert 503 in statuses and 201 in statuses, statuses
+    client, deps = await app_with(bcrypt_rounds=8, bcrypt_threads=1, bcrypt_queue_size=1,
+                                  bcrypt_caller_share=1.0)
+    await deps.passwords._running.acquire()
+    try:
+        calls = [asyncio.ensure_future(client.post("/v1/users", headers=WRITE,
+                                                   json={"email": unique_email(), "password": "pw"}))
+                 for _ in range(8)]
+        await wait_until(lambda: sum(call.done() for call in calls) == 6)
+    finally:
+        deps.passwords._running.release()
+    answers = await asyncio.gather(*calls)
+    assert sorted(a.status for a in answers) == [201, 201] + [503] * 6  # 2 places: 1 running, 1 waiting
     full = next(a for a in answers if a.status == 503)
     assert full.headers["Retry-After"] == "5"
     assert (await full.json())["code"] == "unavailable"
