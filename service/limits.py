@@ -3,7 +3,7 @@
 Each caller (a service token's name, from SERVICE_TOKENS) may have at most `concurrency` requests in
 flight in this process, and at most `expensive` expensive ones. A request is expensive when it is a
 list query whose cost grows with the table rather than the page: a pattern filter (`like`/`ilike`,
-negated or not) or an exact count (`count=exact`, the default). Expensive requests of all callers
+negated or not) or an exact count (`count=exact`, or no `count` while that is listing.py's default). Expensive requests of all callers
 together are also capped (`CALLER_EXPENSIVE_TOTAL`, default half the pool), so several noisy tokens
 cannot take every connection either. Refusals answer at once instead of queueing for a connection:
 queueing is what made every other caller time out.
@@ -84,13 +84,24 @@ def parse_caller_limits(spec: str) -> dict[str, Budget]:
     return budgets
 
 
+def _default_count_mode() -> str:
+    """The count mode of a list request that names none: listing.py's (issue 15 adds a cheap `auto`
+    default to its COUNT_MODES; before it, the default is an exact count)."""
+    from . import listing
+
+    return "auto" if "auto" in getattr(listing, "COUNT_MODES", ()) else "exact"
+
+
+DEFAULT_COUNT_MODE = _default_count_mode()
+
+
 def is_expensive(route: str, method: str, query) -> bool:
     """A list query with a pattern filter or an exact count (the route decides, then the query)."""
     if method != "GET" or route not in LIST_ROUTES:
         return False
     if route == "/v1/charts" and set(query) == {"userId", "chartType"}:
         return False  # the one-entry lookup, not a list (routes/charts.py)
-    if query.get("count", "exact") == "exact":
+    if query.get("count", DEFAULT_COUNT_MODE) == "exact":
         return True
     return any(value.startswith(PATTERN_OPERATORS) for value in query.values())
 
