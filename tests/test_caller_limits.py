@@ -7,7 +7,12 @@ import asyncpg
 import pytest
 
 from service.app import create_app
-from service.limits import DEFAULT_COUNT_MODE, LimitsError, is_expensive, parse_caller_limits
+from service.limits import (
+    DEFAULT_COUNT_MODE,
+    LimitsError,
+    is_expensive,
+    parse_caller_limits,
+)
 from tests.conftest import READ, WRITE, make_settings
 from tests.test_password_work import wait_until
 
