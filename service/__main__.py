@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser("doctor", help="check this deployment: one line per check, exit 1 on a failure")
     doctor.add_argument("--json", action="store_true", help="one JSON object, for scripts")
 
+    commands.add_parser("find-email-duplicates", help="list users whose e-mails differ only in case")
+    reencrypt = commands.add_parser("reencrypt", help="rewrite stored OAuth tokens under the newest key")
+    reencrypt.add_argument("--batch-size", type=int, default=500)
+    reencrypt.add_argument("--after", default="", help="resume after this account id")
     add_migrate_parser(commands)
     return parser
 
@@ -74,7 +78,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         if args.command == "migrate":
-            return run_migrate(args, settings)
+            try:
+                return run_migrate(args, settings)
+            except Exception as exc:
+                from .email_duplicates import refusal_report
+
+                if (report := refusal_report(exc)) is None:
+                    raise
+                print(report, file=sys.stderr)  # the duplicates, not a traceback
+                return 1
+        if args.command == "find-email-duplicates":
+            from . import email_duplicates
+            from .embedded import resolve_database_url
+
+            return email_duplicates.run(resolve_database_url(settings))
+        if args.command == "reencrypt":
+            from . import reencrypt
+            from .embedded import resolve_database_url
+
+            return reencrypt.run(resolve_database_url(settings), settings.field_encryption_key,
+                                 args.batch_size, args.after)
         if args.command in ("sweep", "stripe-replay", "backup", "restore"):
             return run_command(args, settings)
         from .server import (  # the HTTP stack is imported only by the commands that need it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import time
 import uuid
@@ -12,6 +13,7 @@ from aiohttp import web, web_response
 from . import tracing
 from .auth import make_auth_middleware, parse_service_tokens
 from .deps import DEPS, METRICS, OPENAPI, REQUEST_ID, SETTINGS
+from .limits import caller_limits_from, make_limits_middleware
 from .logs import log_access
 from .metrics import Metrics
 from .openapi import build_openapi
@@ -25,9 +27,19 @@ ROUTE_TABLES = (users.routes, accounts.routes, sessions.routes, ops.routes, auth
 VERSION = "0.1.0"
 _GOOD_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Request ids: a random per-process prefix and a counter; unique across processes and restarts, and
-# cheaper than uuid4() (one os.urandom call per request).
+# cheaper than uuid4() per request. The prefix is chosen again in every forked child (`serve --workers`
+# forks after this module is imported): otherwise all workers would hand out the same ids.
 _REQUEST_ID_PREFIX = uuid.uuid4().hex[:12]
 _request_counter = itertools.count(1)
+
+
+def _new_request_id_prefix() -> None:
+    global _REQUEST_ID_PREFIX, _request_counter
+    _REQUEST_ID_PREFIX = uuid.uuid4().hex[:12]
+    _request_counter = itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_new_request_id_prefix)
 
 
 def new_request_id() -> str:
@@ -105,6 +117,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[
             make_edge_middleware(metrics, settings.retry_after_seconds),
             make_auth_middleware(tokens),
+            make_limits_middleware(caller_limits_from(settings)),
         ],
     )
     routes = all_routes()

@@ -12,6 +12,8 @@ import time
 
 import msgspec
 
+from .redaction import RedactSecrets
+
 _encode = msgspec.json.Encoder().encode
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -29,6 +31,8 @@ class JsonFormatter(logging.Formatter):
                 line[key] = value
         if record.exc_info:
             line["trace"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # already formatted (and redacted) by RedactSecrets
+            line["trace"] = record.exc_text
         return _encode(line).decode()
 
 
@@ -113,6 +117,8 @@ def setup_logging(level: str = "INFO", stream=None) -> None:
     global _fast_access_stream
     _fast_access_stream = handler
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(RedactSecrets())  # every logger, aiohttp's and warnings' too (redaction.py)
+    logging.captureWarnings(True)  # warnings become log records, so they pass the filter too
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -31,6 +31,8 @@ PROBLEM_WHEN = {
     409: "a unique or foreign-key conflict; errors names the field",
     413: "the body is larger than MAX_BODY_BYTES",
     422: "the body does not fit; errors lists every invalid field",
+    429: "this token is over its budget (requests, expensive lists or password work in flight); retry after "
+         "Retry-After seconds",
     500: "an unexpected failure; quote requestId",
     503: "the database is unavailable; retry after Retry-After seconds",
 }
@@ -122,7 +124,7 @@ def _operation(route: Route, components: dict) -> dict:
         codes.add(400)
     if route.scope != PUBLIC:
         # Any /v1 route may meet input it cannot use: malformed (400) or unstorable, e.g. a NUL (422).
-        codes |= {400, 401, 403, 422}
+        codes |= {400, 401, 403, 422, 429}  # 429: the token is over its budget (limits.py)
         operation["security"] = [{"bearer": []}]
     else:
         operation["security"] = []

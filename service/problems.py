@@ -24,6 +24,7 @@ TITLES = {
     413: ("payload_too_large", "Payload too large"),
     415: ("unsupported_media_type", "Unsupported media type"),
     422: ("validation_error", "Validation failed"),
+    429: ("too_many_requests", "Too many requests"),
     500: ("internal_error", "Internal server error"),
     503: ("unavailable", "Service unavailable"),
 }

@@ -11,6 +11,7 @@ from .crypto import FieldCipher
 from .db import Database, DatabaseUnavailable, ReplicaDatabase
 from .deps import Deps
 from .embedded import resolve_database_url
+from .passwords import PasswordPool
 from .settings import Settings
 
 log = logging.getLogger("service.startup")
@@ -53,6 +54,7 @@ async def open_deps(settings: Settings, wait_for_database: bool = False):
     db, waiting = await _connect_primary(settings, wait_for_database)
     read_db = db
     cache = None
+    passwords = PasswordPool.from_settings(settings)
     try:
         if settings.database_read_url:
             # min_size=0: the service starts (and reads from the primary) even when the replica is down.
@@ -62,12 +64,14 @@ async def open_deps(settings: Settings, wait_for_database: bool = False):
         cache.enabled = settings.cache_enabled
         cache.start()
         yield Deps(settings=settings, db=db, read_db=read_db, cache=cache,
-                   cipher=FieldCipher(settings.field_encryption_key))
+                   cipher=FieldCipher(settings.field_encryption_key),
+                   passwords=passwords)
     finally:
         if waiting is not None:
             waiting.cancel()
             with suppress(asyncio.CancelledError):
                 await waiting
+        passwords.close()
         if cache is not None:
             await cache.close()
         if read_db is not db:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 import msgspec
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .deps import SETTINGS
 from .problems import Problem, not_found, validation
@@ -59,30 +62,88 @@ _decoders: dict[type, msgspec.json.Decoder] = {}
 _encode = msgspec.json.Encoder().encode
 
 
-async def read_body(request: web.Request, struct: type):
-    """Decode the JSON body into `struct`: 400 when it is not JSON, 422 when it does not fit.
-
-    The body is read before any database connection is taken, and a client that sends it too slowly
-    gets a 408, so slow clients hold neither a connection of the pool nor a handler for long."""
+async def read_raw(request: web.Request) -> bytes:
+    """The whole body. A client that sends it too slowly gets a 408, so slow clients hold neither a
+    connection of the pool nor a handler for long; one that stops half-way (the connection closed, or a
+    chunked body cut off) gets a 400: its fault, not a 500 with a traceback."""
     try:
-        raw = await asyncio.wait_for(request.read(), request.app[SETTINGS].body_read_timeout)
+        return await asyncio.wait_for(request.read(), request.app[SETTINGS].body_read_timeout)
     except TimeoutError:
         raise Problem(408, "the request body arrived too slowly") from None
+    except (ClientPayloadError, ConnectionError, asyncio.IncompleteReadError, HttpProcessingError):
+        raise Problem(400, "the request body was cut off before its end") from None
+
+
+async def read_body(request: web.Request, struct: type):
+    """Decode the JSON body into `struct`: 400 when it is not JSON, 422 when it does not fit or nests
+    deeper than MAX_JSON_DEPTH. The body is read before any database connection is taken."""
+    raw = await read_raw(request)
     if not raw:
         raise Problem(400, "a JSON body is required")
+    max_depth = request.app[SETTINGS].max_json_depth
     decoder = _decoders.get(struct)
     if decoder is None:
         decoder = _decoders[struct] = msgspec.json.Decoder(struct)
     try:
-        return decoder.decode(raw)
+        body = decoder.decode(raw)
     except msgspec.ValidationError as exc:
         raise refused_body(raw, struct, exc) from None
+    except RecursionError:  # deeper than msgspec goes (about 1,000 levels)
+        raise validation(field_nested_too_deep(raw, max_depth) or "body", f"nests deeper than {max_depth} levels") \
+            from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         # msgspec raises UnicodeDecodeError for invalid UTF-8 inside a string.
         field = non_utf8_field(raw)
         if field is not None:
             raise validation(field, "must be valid UTF-8 text") from None
         raise Problem(400, f"malformed JSON: {exc}") from None
+    # Typed fields have the schema's depth; only free-form ones (chartData: Any) can nest at will, and
+    # every later layer (jsonb encoding, PostgreSQL, readers) walks them recursively.
+    for name in _free_form_fields(struct):
+        if _deeper_than(getattr(body, name, None), max_depth - 1):
+            raise validation(field_nested_too_deep(raw, max_depth) or name, f"nests deeper than {max_depth} levels")
+    return body
+
+
+@functools.cache
+def _free_form_fields(struct: type) -> tuple[str, ...]:
+    info = msgspec.inspect.type_info(struct)
+    fields = getattr(info, "fields", ())
+    return tuple(f.name for f in fields if isinstance(f.type, msgspec.inspect.AnyType))
+
+
+def _deeper_than(value, levels: int) -> bool:
+    """Does `value` hold lists or dicts nested more than `levels` deep? Stops at the first such path."""
+    if isinstance(value, dict):
+        return levels <= 0 or any(_deeper_than(v, levels - 1) for v in value.values())
+    if isinstance(value, list):
+        return levels <= 0 or any(_deeper_than(v, levels - 1) for v in value)
+    return False
+
+
+_JSON_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"\s*:?|[\[\]{}]')
+
+
+def field_nested_too_deep(raw: bytes, max_depth: int) -> str | None:
+    """The path of keys (e.g. `chartData.a`) to the first object or array nested deeper than
+    `max_depth`, or None. Walks every string and bracket: for the error message only."""
+    depth = 0
+    keys: list[str | None] = []  # the key being read at each depth
+    for token in _JSON_TOKENS.finditer(raw):
+        text = token.group()
+        first = text[:1]
+        if first in (b"{", b"["):
+            depth += 1
+            if depth > max_depth:
+                return ".".join(k for k in keys if k) or "body"
+            keys.append(None)
+        elif first in (b"}", b"]"):
+            depth -= 1
+            if keys:
+                keys.pop()
+        elif text.endswith(b":") and keys:  # a string followed by a colon is a key
+            keys[-1] = text[1:text.rindex(b'"')].decode("utf-8", "replace")
+    return None
 
 
 def non_utf8_field(raw: bytes) -> str | None:

@@ -110,6 +110,13 @@ class PasswordIn(Body):
     password: Password
 
 
+class PasswordChange(PasswordIn):
+    """A password change signs the user out of their other sessions, unless keepSessions is true.
+    currentSessionToken names the session making the change, which is kept."""
+    keepSessions: bool = False
+    currentSessionToken: Annotated[str, Meta(max_length=512)] | None = None
+
+
 class User(Struct):
     id: str
     email: str
@@ -159,6 +166,8 @@ class Account(Struct):
     scope: str | None
     id_token: str | None
     session_state: str | None
+    # Only when a stored token cannot be decrypted (its field is then null): field -> why.
+    tokenErrors: dict[str, str] | UnsetType = UNSET
 
 
 class UserWithRelations(User):

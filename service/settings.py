@@ -61,7 +61,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     cache_enabled: bool = True
 
     sweep_interval_seconds: Seconds = 300
-    bcrypt_threads: Count = 0  # 0: one fewer than the cores, at least one
+    bcrypt_threads: Count = 0  # 0: as many as the cores
     sweep_batch_size: AtLeastOne = 1000  # bench/scale.py: 5,000-row batches took up to 1 s under load
 
     migrate_lock_timeout: Count = 600
@@ -83,6 +83,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     # observability
     metrics_refresh_seconds: Seconds = 15.0  # background gauges (Stripe backlog, replica lag, migrations)
+
+    # hostile and careless callers (issue 14): password work, per-caller budgets, input limits
+    bcrypt_queue_size: Count = 0  # password jobs waiting beyond the running ones; 0: as many as threads
+    bcrypt_caller_share: Annotated[float, Meta(gt=0, le=1)] = 0.5  # of all password places, the most one token may hold
+    caller_limits: str = ""  # name:concurrency:expensive,... per service token name
+    caller_concurrency: AtLeastOne = 256  # requests in flight per token (default budget)
+    caller_expensive: AtLeastOne = 2  # expensive list queries in flight per token (default budget)
+    caller_expensive_total: Count = 0  # expensive list queries in flight, all tokens; 0: half the pool
+    caller_retry_after_seconds: Count = 1
+    max_json_depth: AtLeastOne = 32  # nesting of objects and arrays in a request body
 
     @property
     def is_production(self) -> bool:

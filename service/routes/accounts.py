@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from ..crypto import without_tokens
 from ..data import accounts
-from ..deps import deps_of
+from ..deps import CALLER, deps_of
 from ..routing import (
     READ,
     WRITE,
@@ -31,7 +32,13 @@ async def link_account(request):
             answer=Account, errors=(404,))
 async def get_account(request):
     info = request.match_info
-    return json_response(await accounts.get_account(deps_of(request), info["provider"], info["providerAccountId"]))
+    account = await accounts.get_account(deps_of(request), info["provider"], info["providerAccountId"])
+    return json_response(visible_account(request, account))
+
+
+def visible_account(request, account: dict) -> dict:
+    """OAuth tokens go to write-scope callers only (API.md § Accounts)."""
+    return account if request[CALLER].scope == WRITE else without_tokens(account)
 
 
 @routes.add("DELETE", "/v1/accounts/{provider}/{providerAccountId}", scope=WRITE, summary="Unlink an OAuth account",

@@ -30,6 +30,7 @@ from ..schemas import (
     SubscriptionStatus,
     User,
 )
+from .accounts import visible_account
 
 routes = RouteTable("lists")
 
@@ -106,7 +107,8 @@ def list_limits(settings) -> ListLimits:
                       expensive_timeout_ms=settings.list_expensive_timeout_ms)
 
 
-async def _page(request, spec: ListSpec, fixed_args=(), transform=None, db=None):
+async def _page(request, spec: ListSpec, fixed_args=(), transform=None, db=None, finish=None):
+    """One list page; `transform` maps each row, `finish` (if any) the whole page before it is sent."""
     deps = deps_of(request)
     q = build_list_query(spec, request.query, list(fixed_args), list_limits(deps.settings))
     db = db or deps.read_db
@@ -114,7 +116,8 @@ async def _page(request, spec: ListSpec, fixed_args=(), transform=None, db=None)
     if counts is None:
         counts = _COUNT_CACHES[db] = CountCache()
     async with db.connection() as conn:
-        return json_response(await run_list_query(conn, q, transform, counts, deps.settings.retry_after_seconds))
+        page = await run_list_query(conn, q, transform, counts, deps.settings.retry_after_seconds)
+    return json_response(finish(page) if finish else page)
 
 
 @routes.add("GET", "/v1/users", scope=READ, summary="List users", answer=ListPage, listing=USERS, item=User,
@@ -126,15 +129,30 @@ async def list_users(request):
 @routes.add("GET", "/v1/users/{id}/accounts", scope=READ, summary="The user's OAuth accounts (a list)", answer=ListPage,
             listing=ACCOUNTS, item=Account, errors=(400, 404))
 async def list_user_accounts(request):
-    return await _page_of_user(request, ACCOUNTS, deps_of(request).cipher.decrypt_account)
+    deps = deps_of(request)
+    token_errors = {}
+
+    def visible(row):
+        account = visible_account(request, deps.cipher.decrypt_account(row))
+        if "tokenErrors" in account:  # kept aside: the list keeps only the declared fields
+            token_errors[account["id"]] = account["tokenErrors"]
+        return account
+
+    def with_token_errors(page):
+        for account in page["data"]:
+            if account.get("id") in token_errors:
+                account["tokenErrors"] = token_errors[account["id"]]
+        return page
+
+    return await _page_of_user(request, ACCOUNTS, visible, with_token_errors)
 
 
-async def _page_of_user(request, spec: ListSpec, transform=None):
+async def _page_of_user(request, spec: ListSpec, transform=None, finish=None):
     """A list of the user's rows; an unknown user is a 404 rather than an empty page."""
     user_id = request.match_info["id"]
     if not await deps_of(request).read_db.fetchval(Q.user_exists, user_id):
         raise not_found("user")
-    return await _page(request, spec, [user_id], transform)
+    return await _page(request, spec, [user_id], transform, finish=finish)
 
 
 @routes.add("GET", "/v1/users/{id}/authenticators", scope=READ, summary="The user's WebAuthn authenticators (a list)",

@@ -10,7 +10,7 @@ from ..data import stripe_events
 from ..deps import deps_of
 from ..metrics import STRIPE_EVENTS
 from ..problems import Problem
-from ..routing import PUBLIC, RouteTable, json_response
+from ..routing import PUBLIC, RouteTable, json_response, read_raw
 from ..schemas import WebhookAnswer
 
 routes = RouteTable("stripe")
@@ -32,10 +32,11 @@ def verify_signature(payload: bytes, header: str | None, secrets: list[str], tol
 
 
 @routes.add("POST", "/v1/stripe/webhook", scope=PUBLIC, summary="Stripe events (signed with Stripe-Signature)",
-            body=stripe_events.StripeEvent, answer=WebhookAnswer, errors=(400,), headers=(("Stripe-Signature", "t=<unix time>,v1=<HMAC-SHA256 hex>"),))
+            body=stripe_events.StripeEvent, answer=WebhookAnswer, errors=(400, 408),
+            headers=(("Stripe-Signature", "t=<unix time>,v1=<HMAC-SHA256 hex>"),))
 async def stripe_webhook(request: web.Request):
     deps = deps_of(request)
-    payload = await request.read()
+    payload = await read_raw(request)
     secrets = [s.strip() for s in deps.settings.stripe_webhook_secret.split(",") if s.strip()]
     verify_signature(payload, request.headers.get("Stripe-Signature"), secrets,
                      deps.settings.stripe_tolerance_seconds)

@@ -18,6 +18,7 @@ from ..routing import (
 )
 from ..schemas import (
     Count,
+    PasswordChange,
     PasswordIn,
     User,
     UserBatch,
@@ -26,6 +27,7 @@ from ..schemas import (
     UserWithRelations,
     Valid,
 )
+from .accounts import visible_account
 from .params import comma_list, comma_list_schema, reject_unknown_params
 
 routes = RouteTable("users")
@@ -59,6 +61,8 @@ async def get_user(request):
         user = await users.get_user_with_relations(deps, user_id, include)
         if user is None:
             raise not_found("user")
+        if "accounts" in include:
+            user["accounts"] = [visible_account(request, a) for a in user["accounts"]]
         if select:
             user = {k: v for k, v in user.items() if k in select or k in include}
         return json_response(user)
@@ -91,11 +95,13 @@ async def update_user(request):
     return json_response(await users.update_user(deps_of(request), request.match_info["id"], patch))
 
 
-@routes.add("PUT", "/v1/users/{id}/password", scope=WRITE, summary="Set or change the password",
-            body=PasswordIn, status=204, errors=(404, 422))
+@routes.add("PUT", "/v1/users/{id}/password", scope=WRITE,
+            summary="Set or change the password; ends the user's other sessions unless keepSessions",
+            body=PasswordChange, status=204, errors=(404, 422))
 async def set_password(request):
-    body = await read_body(request, PasswordIn)
-    await users.set_password(deps_of(request), request.match_info["id"], body.password)
+    body = await read_body(request, PasswordChange)
+    await users.set_password(deps_of(request), request.match_info["id"], body.password,
+                             keep_sessions=body.keepSessions, current_session=body.currentSessionToken)
     return no_content()
 
 

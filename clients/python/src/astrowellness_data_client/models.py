@@ -91,6 +91,8 @@ class Account(Model):
     scope: str | None
     id_token: str | None
     session_state: str | None
+    # Only when a stored token cannot be decrypted (that field is then null): field -> why.
+    tokenErrors: dict[str, str] | None = None
 
 
 class UserWithRelations(User):
