@@ -210,4 +210,7 @@ def describe_database_error(migration_id: str, direction: str, exc: Exception) -
     text = " ".join(str(exc).strip().splitlines()[:1]) or type(exc).__name__
     hint = next((h for pattern, h in _HINTS if pattern.search(text)), None)
     verb = "applying" if direction == "apply" else "rolling back"
-    return MigrateError(f"{verb} {migration_id} failed: {text}", hint=hint)
+    # A migration that refuses on purpose says why in its DETAIL (0020 lists the e-mails that differ only
+    # in case): that report follows the one line.
+    detail = getattr(getattr(exc, "diag", None), "message_detail", None)
+    return MigrateError(f"{verb} {migration_id} failed: {text}" + (f"\n{detail}" if detail else ""), hint=hint)

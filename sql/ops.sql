@@ -44,7 +44,8 @@ WHERE NOT (i.indisvalid AND i.indisready) AND n.nspname = 'public'
 ORDER BY 1
 
 -- name: doctor_field_key_ids
--- Key ids of the encrypted OAuth tokens stored (values look like enc:v1:<kid>:<data>).
+-- Key ids of the encrypted OAuth tokens stored (values look like enc:v2:<kid>:<data>, or enc:v1:<kid>:<data>
+-- as written before the associated data named the row).
 SELECT DISTINCT split_part(v, ':', 3) AS kid
 FROM accounts, unnest(ARRAY[access_token, refresh_token, id_token]) AS v
-WHERE v LIKE 'enc:v1:%'
+WHERE v LIKE 'enc:v1:%' OR v LIKE 'enc:v2:%'

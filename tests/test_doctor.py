@@ -163,7 +163,7 @@ async def test_clock_skew_against_the_database(migrated_database_url, offset, st
 
 
 async def test_stored_tokens_under_a_key_id_no_longer_configured_fail(migrated):
-    old = FieldCipher(KEY_B).encrypt("ya29.secret-token")
+    old = FieldCipher(KEY_B).encrypt("ya29.secret-token", "accounts", "access_token", "a1")
     conn = await asyncpg.connect(migrated)
     try:
         user_id = "c" + "0" * 24
@@ -200,9 +200,10 @@ async def test_missing_or_odd_stripe_secret(migrated_database_url):
     assert odd.status == "warn" and "sk_liv..." in odd.detail and "oops" not in odd.detail
 
 
-def test_command_line_prints_a_line_per_check_and_exits_1_on_a_failure(migrated_database_url):
+def test_command_line_prints_a_line_per_check_and_exits_1_on_a_failure(migrated):
+    # Its own database: the session's shared one holds other tests' accounts, encrypted under their keys.
     env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
-    env.update(environment(migrated_database_url, STRIPE_WEBHOOK_SECRET=""))
+    env.update(environment(migrated, STRIPE_WEBHOOK_SECRET=""))
     env.pop("REDIS_URL", None)
     text = subprocess.run([sys.executable, "-m", "service", "doctor"], cwd=PROJECT_ROOT, env=env,
                           capture_output=True, text=True, timeout=60, check=False)

@@ -4,14 +4,12 @@ values that follow what happened (pool, statements, cache, bcrypt, Stripe, sweep
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import uuid
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service import passwords
 from service.app import create_app
 from service.deps import DEPS
 from tests.conftest import READ, WRITE, make_settings, problem, unique_email
@@ -158,9 +156,9 @@ async def test_pool_saturation_shows_as_waiting_in_use_and_timeouts(aiohttp_clie
 
 
 async def test_bcrypt_queue_depth_and_wait_while_the_pool_is_busy(client):
-    threads = passwords._executor._max_workers
-    release = threading.Event()
-    blockers = [passwords._executor.submit(release.wait, 10) for _ in range(threads)]
+    pool = client.server.app[DEPS].passwords
+    for _ in range(pool.threads):  # every bcrypt thread is taken: the next job waits in the queue
+        await pool._running.acquire()
     before = value(await scrape(client), "bcrypt_queue_wait_seconds", "bcrypt_queue_wait_seconds_sum")
     creating = asyncio.create_task(client.post("/v1/users", headers=WRITE,
                                                json={"email": unique_email(), "password": "queued pw"}))
@@ -169,9 +167,8 @@ async def test_bcrypt_queue_depth_and_wait_while_the_pool_is_busy(client):
         return value(await scrape(client), "bcrypt_queue_depth") == 1
     await until(queued)
     await asyncio.sleep(0.2)
-    release.set()
-    for blocker in blockers:
-        blocker.result(5)
+    for _ in range(pool.threads):
+        pool._running.release()
     assert (await creating).status == 201
     families = await scrape(client)
     assert value(families, "bcrypt_queue_depth") == 0

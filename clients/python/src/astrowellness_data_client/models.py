@@ -200,6 +200,7 @@ class ProblemBody(Model):
     code: str = ""
     errors: list[FieldError] | None = None
     requestId: str | None = None
+    traceId: str | None = None  # when the service traces (OTEL_*): quote it with the request id
 
 
 def to_builtins(value: Any) -> Any:
