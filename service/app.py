@@ -99,6 +99,9 @@ def create_app(settings: Settings) -> web.Application:
     from .routes.charts import sweep_in_background
 
     app.cleanup_ctx.append(sweep_in_background)
+    from .stripe_api import stripe_api_context
+
+    app.cleanup_ctx.append(stripe_api_context)
     return app
 
 

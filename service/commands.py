@@ -31,7 +31,7 @@ def sweep(settings) -> int:
 
 def stripe_replay(settings, path: str) -> int:
     """Apply exported Stripe events (one JSON object per line) exactly as the webhook would."""
-    from .data.stripe_events import apply_event, parse_event
+    from .data.stripe_events import receive
 
     file = Path(path)
     if not file.is_file():
@@ -44,11 +44,7 @@ def stripe_replay(settings, path: str) -> int:
                 for number, line in enumerate(lines, 1):
                     if not line.strip():
                         continue
-                    try:
-                        event = parse_event(line)
-                    except Exception as exc:
-                        raise CommandError(f"{path}:{number}: not a Stripe event ({exc})") from None
-                    outcome = await apply_event(deps, event, line)
+                    outcome = (await receive(deps, line.strip())).outcome
                     outcomes[outcome] = outcomes.get(outcome, 0) + 1
         return outcomes
 

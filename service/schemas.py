@@ -123,6 +123,7 @@ class Subscription(Struct):
     cancelAtPeriodEnd: bool
     createdAt: TimeOut
     updatedAt: TimeOut
+    cancelAt: TimeOut | None = None  # service-owned: when a scheduled cancellation ends it (Stripe cancel_at)
 
 
 class NatalData(Struct):

@@ -54,6 +54,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     migrate_lock_timeout: int = 600
 
+    # stripe (issue 12)
+    stripe_api_key: str = ""  # set: each event triggers a read of the Subscription from Stripe's API
+    stripe_api_base: str = ""  # Stripe's API address ("" = https://api.stripe.com); tests use a fake
+    stripe_api_timeout: float = 10.0
+    stripe_event_retention_days: int = 30
+
     @property
     def is_production(self) -> bool:
         return self.environment.lower() in ("production", "prod")

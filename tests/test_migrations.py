@@ -15,7 +15,8 @@ from service.catalog import SEED_ENUMS, SEED_TABLES, describe_schema
 PRISMA_DDL = Path(__file__).parent / "fixtures" / "prisma_seed.sql"
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE_OWNED_INDEXES = {"users.users_createdAt_id_idx", "users.users_email_lower_idx",
-                         "sessions.sessions_userId_idx", "accounts.accounts_userId_idx"}
+                         "sessions.sessions_userId_idx", "accounts.accounts_userId_idx",
+                         "subscriptions.cancelAt"}  # a nullable service-owned column (0014)
 
 
 async def facts(url, tables=SEED_TABLES, enums=SEED_ENUMS, with_triggers=False):
@@ -242,10 +243,12 @@ def test_migrate_new_writes_the_next_numbered_pair(tmp_path, monkeypatch):
     for p in MIGRATIONS_DIR.glob("*.sql"):
         (tmp_path / p.name).write_text(p.read_text())
     monkeypatch.setattr(migrate, "MIGRATIONS_DIR", tmp_path)
+    last = sorted(p.stem for p in MIGRATIONS_DIR.glob("*.sql") if not p.name.endswith(".rollback.sql"))[-1]
+    number = f"{int(last[:4]) + 1:04d}"  # the next number after the newest migration, whichever it is
     forward, backward = migrate.new_migration("Add user locale!")
-    assert Path(forward).name == "0014_add_user_locale.sql"
-    assert Path(backward).name == "0014_add_user_locale.rollback.sql"
-    assert "-- depends: 0013_sessions_accounts_user_id_indexes" in Path(forward).read_text()
+    assert Path(forward).name == f"{number}_add_user_locale.sql"
+    assert Path(backward).name == f"{number}_add_user_locale.rollback.sql"
+    assert f"-- depends: {last}" in Path(forward).read_text()
 
 
 def test_every_migration_has_a_rollback_and_a_header():
