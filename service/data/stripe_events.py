@@ -26,9 +26,9 @@ from ..queries import Q
 from ..stripe_api import StripeUnavailable
 from . import keys
 from .stripe_objects import (
-    CHECKOUT, INVOICE_PREFIX, SUBSCRIPTION_PREFIX, Event, Rejected, State, checkout_user, decode_event,
-    fallback_id, identifier, invoice_subscription, newer, parse_event, preference, state_from_row,
-    subscription_state,
+    CHECKOUT, INVOICE_PREFIX, SUBSCRIPTION_PREFIX, Event, Rejected, State, carry_base, checkout_user,
+    decode_event, fallback_id, identifier, invoice_subscription, newer, parse_event, preference, same_state,
+    state_from_row, subscription_state,
 )
 
 log = logging.getLogger("service.stripe")
@@ -163,7 +163,10 @@ async def apply_state(conn, state: State) -> Outcome:
     stored = state_from_row(await conn.fetchrow(Q.stripe_state_get, state.subscription_id))
     if not newer(stored, state):
         return Outcome("ignored", "the stored state is newer or the same")
+    carry_base(stored, state)
     await _put_state(conn, state, stored)
+    if same_state(stored, state):  # a later second, nothing new: the row stays as it is
+        return Outcome("ignored", "the same state")
     if state.customer_id is None and stored is not None:
         state.customer_id = stored.customer_id
     row = await conn.fetchrow(Q.stripe_row_of_subscription, state.subscription_id)
@@ -184,7 +187,7 @@ async def _put_state(conn, state: State, stored: State | None) -> None:
     price, _, period_end, cancel_at_period_end, cancel_at = state.row_values()
     subscription_created = state.subscription_created or (stored.subscription_created if stored else 0)
     await conn.execute(Q.stripe_state_put, state.subscription_id, state.customer_id, state.status, state.created,
-                       state.event_id, state.event_type, {"after": a, "before": state.before},
+                       state.event_id, state.event_type, {"after": a, "before": state.before, "base": state.base},
                        subscription_created, state.source, price, period_end, cancel_at_period_end, cancel_at)
 
 

@@ -64,6 +64,7 @@ class State:
     before: dict = field(default_factory=dict)  # COMPARED fields before this event (previous_attributes)
     subscription_created: int = 0
     source: str = "event"
+    base: dict = field(default_factory=dict)  # COMPARED fields at the end of the previous second
 
     @property
     def terminal(self) -> bool:
@@ -211,16 +212,24 @@ def subscription_state(obj: dict, *, created: int, event_id: str, event_type: st
                  _int(obj.get("created", 0), "created", optional=True) or 0, source)
 
 
-def _follows(later: State, earlier: State) -> bool:
-    """`later`'s previous_attributes describe exactly `earlier`'s state: later changed it."""
-    return bool(later.before) and all(earlier.after.get(k) == v for k, v in later.before.items())
+def _describes(before: dict, state: dict) -> bool:
+    return bool(before) and all(state.get(k) == v for k, v in before.items())
 
 
 def _tie(stored: State, candidate: State) -> bool:
     """Same terminal-ness, same `created` second: does the candidate come after the stored state?"""
-    if _follows(candidate, stored):
+    candidate_follows = _describes(candidate.before, stored.after)
+    stored_follows = _describes(stored.before, candidate.after)
+    if candidate_follows and stored_follows:
+        # A cycle within the second (active -> past_due -> active): the chain starts from the state
+        # the previous second ended with, so the event that changed *that* state came first.
+        if _describes(candidate.before, stored.base):
+            return False
+        if _describes(stored.before, stored.base):
+            return True
+    elif candidate_follows:
         return True
-    if _follows(stored, candidate):
+    elif stored_follows:
         return False
     first = ("customer.subscription.created",)  # Stripe creates a subscription before it changes it
     c_rank = (candidate.event_type not in first, LIFECYCLE_RANK[candidate.status])
@@ -261,7 +270,21 @@ def state_from_row(row) -> State | None:
     previous = row["previous"] or {}
     return State(row["stripeSubscriptionId"], row["stripeCustomerId"], row["status"], row["lastEventCreated"],
                  row["lastEventId"], row["eventType"] or "", previous.get("after") or {}, previous.get("before") or {},
-                 row["subscriptionCreated"] or 0, row["source"] or "event")
+                 row["subscriptionCreated"] or 0, row["source"] or "event", previous.get("base") or {})
+
+
+def same_state(stored: State | None, candidate: State) -> bool:
+    return stored is not None and stored.status == candidate.status and stored.after == candidate.after
+
+
+def carry_base(stored: State | None, candidate: State) -> None:
+    """The state the previous second ended with, for `_tie`'s cycles."""
+    if stored is None or stored.status is None:
+        candidate.base = {}
+    elif candidate.created > stored.created:
+        candidate.base = dict(stored.after, status=stored.status)
+    else:
+        candidate.base = stored.base
 
 
 # ---- invoices and checkouts -------------------------------------------------------------------------------
