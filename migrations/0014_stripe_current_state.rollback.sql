@@ -5,6 +5,8 @@ SET LOCAL lock_timeout = '10s';
 
 SET LOCAL statement_timeout = '60s';
 
+DROP TABLE "stripe_sync_progress";
+
 -- The columns exist only for the service of 0014 and later; dropping them is what a rollback is for.
 -- squawk-ignore ban-drop-column
 ALTER TABLE "subscriptions" DROP COLUMN "cancelAt";

@@ -8,6 +8,7 @@
 --     "status" NULL: known from a checkout only, no Subscription object seen yet.
 --   * stripe_events: what became of each event ("outcome" applied/pending/duplicate/ignored/conflict/
 --     rejected, "reason" for ops).
+--   * stripe_sync_progress: where `python -m service stripe-sync` stopped, so a rerun resumes there.
 --   * subscriptions."cancelAt": when a scheduled cancellation ends the subscription (Stripe's cancel_at),
 --     service-owned and nullable; the seed's columns are untouched.
 -- Only nullable columns are added: no rewrite, no long lock. Indexes follow in 0015 (CONCURRENTLY).
@@ -35,3 +36,14 @@ ALTER TABLE "stripe_events"
     ADD COLUMN "reason" TEXT;
 
 ALTER TABLE "subscriptions" ADD COLUMN "cancelAt" TIMESTAMP(3);
+
+CREATE TABLE "stripe_sync_progress" (
+    "name" TEXT NOT NULL,
+    "since" BIGINT,
+    "cursor" TEXT,
+    "done" INTEGER NOT NULL DEFAULT 0,
+    "finishedAt" TIMESTAMP(3),
+    "updatedAt" TIMESTAMP(3) NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'),
+
+    CONSTRAINT "stripe_sync_progress_pkey" PRIMARY KEY ("name")
+);

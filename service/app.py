@@ -38,10 +38,10 @@ def all_routes(tables=None) -> list[Route]:
 
 
 def app_route_tables():
-    from .routes import charts, lists, natal_data, stripe_webhook, subscriptions
+    from .routes import charts, lists, natal_data, stripe_events, stripe_webhook, subscriptions
 
     return (*ROUTE_TABLES, subscriptions.routes, natal_data.routes, charts.routes, stripe_webhook.routes,
-            lists.routes)
+            lists.routes, stripe_events.routes)
 
 
 def make_edge_middleware(metrics: Metrics, retry_after: int):

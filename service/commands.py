@@ -1,4 +1,4 @@
-"""The operational commands: sweep, stripe-replay, backup, restore."""
+"""The operational commands: sweep, backup, restore (Stripe's are in stripe_commands.py)."""
 
 from __future__ import annotations
 
@@ -26,30 +26,6 @@ def sweep(settings) -> int:
     result = asyncio.run(run())
     print(f"deleted {result.count} expired chart row(s) in {result.batches} batch(es); "
           f"longest batch {result.longestBatchMs} ms")
-    return 0
-
-
-def stripe_replay(settings, path: str) -> int:
-    """Apply exported Stripe events (one JSON object per line) exactly as the webhook would."""
-    from .data.stripe_events import receive
-
-    file = Path(path)
-    if not file.is_file():
-        raise CommandError(f"no such file: {path}")
-
-    async def run():
-        outcomes: dict[str, int] = {}
-        async with open_deps(settings) as deps:
-            with file.open("rb") as lines:
-                for number, line in enumerate(lines, 1):
-                    if not line.strip():
-                        continue
-                    outcome = (await receive(deps, line.strip())).outcome
-                    outcomes[outcome] = outcomes.get(outcome, 0) + 1
-        return outcomes
-
-    outcomes = asyncio.run(run())
-    print("replayed: " + (", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())) or "no events"))
     return 0
 
 

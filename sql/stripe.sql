@@ -85,3 +85,35 @@ RETURNING "userId"
 -- The customer's checkout has linked it: its waiting events are applied (through the stored state).
 UPDATE stripe_events SET outcome = 'applied', reason = NULL, "appliedAt" = (now() AT TIME ZONE 'UTC')
 WHERE "stripeCustomerId" = $1 AND "appliedAt" IS NULL AND outcome = 'pending'
+
+-- name: stripe_event_get
+SELECT id, type, created, "stripeSubscriptionId", "stripeCustomerId", outcome, reason, "receivedAt",
+       "appliedAt", payload
+FROM stripe_events WHERE id = $1
+
+-- name: stripe_events_to_replay
+-- stripe-replay --stored: the stored events of some outcomes, oldest first, a page at a time.
+SELECT id, payload, "receivedAt" FROM stripe_events
+WHERE outcome = ANY($1::text[]) AND ("receivedAt", id) > ($2, $3)
+ORDER BY "receivedAt", id
+LIMIT $4
+
+-- name: stripe_prune_events
+-- Retention: one bounded batch of old events whose outcome is final (pending and conflict are kept),
+-- through stripe_events_outcome_received_idx; SKIP LOCKED lets several instances prune at once.
+DELETE FROM stripe_events
+WHERE id = ANY (ARRAY(
+    SELECT id FROM stripe_events
+    WHERE outcome = ANY($1::text[]) AND "receivedAt" < (now() AT TIME ZONE 'UTC') - make_interval(days => $2)
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+))
+
+-- name: stripe_sync_get
+SELECT since, cursor, done, "finishedAt" FROM stripe_sync_progress WHERE name = $1
+
+-- name: stripe_sync_save
+INSERT INTO stripe_sync_progress (name, since, cursor, done, "finishedAt", "updatedAt")
+VALUES ($1, $2, $3, $4, $5, (now() AT TIME ZONE 'UTC'))
+ON CONFLICT (name) DO UPDATE SET since = EXCLUDED.since, cursor = EXCLUDED.cursor, done = EXCLUDED.done,
+    "finishedAt" = EXCLUDED."finishedAt", "updatedAt" = EXCLUDED."updatedAt"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Awaitable, Callable
 
 import msgspec
@@ -231,3 +232,62 @@ async def _checkout(conn, event: Event, sub_id: str | None, customer_id: str | N
                            *best.row_values())
         return Outcome("applied", None, user_id)
     return Outcome("applied", None, await _show(conn, row["id"], customer_id, best))
+
+
+# ---- ops: replay, backfill, retention ---------------------------------------------------------------------
+
+
+async def apply_snapshot(deps: Deps, obj: dict, read_at: int) -> Outcome:
+    """A Subscription object listed from Stripe's API (stripe-sync) at `read_at`: applied like an event
+    created then, under the customer's lock, so a webhook event newer than the read still wins."""
+    try:
+        state = subscription_state(obj, created=read_at, event_id=f"sync:{read_at}", event_type="api.list",
+                                   source="sync")
+    except Rejected as exc:
+        return Outcome("rejected", str(exc))
+    async with deps.db.transaction() as conn:
+        await conn.execute(Q.stripe_lock_customer, state.customer_id or state.subscription_id)
+        result = await apply_state(conn, state)
+    if result.user_id:
+        await deps.cache.invalidate(keys=(keys.subscription_of(result.user_id),))
+    return result
+
+
+async def replay_stored(deps: Deps, outcomes: list[str], fetch: Fetch | None = None, page: int = 500):
+    """Apply the stored events of these outcomes again, oldest first; yields each Outcome."""
+    after = (datetime.min, "")
+    while True:
+        rows = await deps.db.fetch(Q.stripe_events_to_replay, outcomes, after[0], after[1], page)
+        for row in rows:
+            payload = msgspec.json.encode(row["payload"])
+            try:
+                raw, stored, had_nul = decode_event(payload)
+                event = parse_event(raw, stored, had_nul)
+            except Rejected as exc:
+                yield Outcome("rejected", str(exc))
+                continue
+            yield await apply_event(deps, event, fetch, replay=True)
+        if len(rows) < page:
+            return
+        after = (rows[-1]["receivedAt"], rows[-1]["id"])
+
+
+FINAL_OUTCOMES = ["applied", "duplicate", "ignored", "rejected"]  # pending and conflict wait for ops
+
+
+async def prune_events(deps: Deps, batch_size: int | None = None) -> int:
+    """Retention: delete events of a final outcome older than STRIPE_EVENT_RETENTION_DAYS, in batches."""
+    days = deps.settings.stripe_event_retention_days
+    if days <= 0:
+        return 0
+    batch_size = batch_size or deps.settings.sweep_batch_size
+    total = 0
+    while True:
+        status = await deps.db.execute(Q.stripe_prune_events, FINAL_OUTCOMES, days, batch_size)
+        deleted = int(status.split()[-1])
+        total += deleted
+        if deleted < batch_size:
+            break
+    if total:
+        log.info("pruned stripe events", extra={"count": total})
+    return total

@@ -8,7 +8,7 @@ import logging
 
 from aiohttp import web
 
-from ..data import charts
+from ..data import charts, stripe_events
 from ..db import DatabaseUnavailable
 from ..deps import DEPS, SETTINGS, deps_of
 from ..problems import bad_request
@@ -72,6 +72,7 @@ async def sweep_in_background(app: web.Application):
             await asyncio.sleep(interval)
             try:
                 await charts.sweep_expired(app[DEPS])
+                await stripe_events.prune_events(app[DEPS])  # Stripe event retention (issue 12)
             except DatabaseUnavailable as exc:
                 log.warning("chart sweep skipped: %s", exc)
             except Exception:

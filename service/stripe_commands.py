@@ -1,0 +1,113 @@
+"""`python -m service stripe-replay` and `stripe-sync`: re-apply stored or exported events; backfill
+every subscription from Stripe's API."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .commands import CommandError
+from .queries import Q
+from .resources import open_deps
+from .stripe_api import StripeUnavailable, open_stripe_api
+
+SYNC_NAME = "subscriptions"
+
+
+def _summary(outcomes: dict[str, int]) -> str:
+    return ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())) or "no events"
+
+
+def stripe_replay(settings, path: str | None, stored: str | None) -> int:
+    """Exported events (one JSON object per line) exactly as the webhook would apply them; or, with
+    --stored OUTCOMES, the stored events of those outcomes (e.g. pending,conflict) applied again."""
+    from .data.stripe_events import receive, replay_stored
+
+    if path is None and stored is None:
+        raise CommandError("give a FILE of exported events or --stored OUTCOMES")
+    file = Path(path) if path else None
+    if file is not None and not file.is_file():
+        raise CommandError(f"no such file: {path}")
+
+    async def run():
+        outcomes: dict[str, int] = {}
+        api = open_stripe_api(settings)
+        fetch = api.subscription if api else None
+        try:
+            async with open_deps(settings) as deps:
+                if file is not None:
+                    with file.open("rb") as lines:
+                        for line in lines:
+                            if line.strip():
+                                outcome = (await receive(deps, line.strip(), fetch)).outcome
+                                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+                else:
+                    wanted = [s.strip() for s in stored.split(",") if s.strip()]
+                    async for result in replay_stored(deps, wanted, fetch):
+                        outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+        finally:
+            if api is not None:
+                await api.close()
+        return outcomes
+
+    print("replayed: " + _summary(asyncio.run(run())))
+    return 0
+
+
+def _since(value: str | None) -> int | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise CommandError(f"--since {value!r}: expected a date like 2025-01-31") from None
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp())
+
+
+def stripe_sync(settings, since: str | None, restart: bool = False) -> int:
+    """Every subscription (any status, created since --since) read from Stripe's API, newest first, and
+    applied like an event created at the moment of the read: safe while webhooks arrive (a newer event
+    still wins, terminal states stay terminal). Progress is saved after each page, so a rerun with the
+    same --since resumes where it stopped."""
+    from .data.stripe_events import apply_snapshot
+
+    api = open_stripe_api(settings)
+    if api is None:
+        raise CommandError("stripe-sync needs STRIPE_API_KEY")
+    created_gte = _since(since)
+
+    async def run():
+        outcomes: dict[str, int] = {}
+        try:
+            async with open_deps(settings) as deps:
+                saved = await deps.db.fetchrow(Q.stripe_sync_get, SYNC_NAME)
+                resume = saved is not None and saved["finishedAt"] is None and saved["since"] == created_gte \
+                    and not restart
+                cursor, done = (saved["cursor"], saved["done"]) if resume else (None, 0)
+                if resume and cursor:
+                    print(f"resuming after {cursor} ({done} done)", file=sys.stderr)
+                while True:
+                    read_at = int(time.time())
+                    try:
+                        page, more = await api.subscriptions(created_gte=created_gte, starting_after=cursor)
+                    except StripeUnavailable as exc:
+                        raise CommandError(f"{exc} (progress saved: rerun to resume)") from None
+                    for obj in page:
+                        result = await apply_snapshot(deps, obj, read_at)
+                        outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+                    done += len(page)
+                    cursor = page[-1]["id"] if page else cursor
+                    finished = None if more and page else datetime.now(timezone.utc).replace(tzinfo=None)
+                    await deps.db.execute(Q.stripe_sync_save, SYNC_NAME, created_gte, cursor, done, finished)
+                    print(f"\rsynced {done} subscription(s)", end="", file=sys.stderr, flush=True)
+                    if finished:
+                        print(file=sys.stderr)
+                        return outcomes
+        finally:
+            await api.close()
+
+    print("synced: " + _summary(asyncio.run(run())))
+    return 0
