@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .commands import CommandError
@@ -64,7 +64,7 @@ def _since(value: str | None) -> int | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise CommandError(f"--since {value!r}: expected a date like 2025-01-31") from None
-    return int((moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp())
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
 
 
 def stripe_sync(settings, since: str | None, restart: bool = False) -> int:
@@ -100,7 +100,7 @@ def stripe_sync(settings, since: str | None, restart: bool = False) -> int:
                         outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
                     done += len(page)
                     cursor = page[-1]["id"] if page else cursor
-                    finished = None if more and page else datetime.now(timezone.utc).replace(tzinfo=None)
+                    finished = None if more and page else datetime.now(UTC).replace(tzinfo=None)
                     await deps.db.execute(Q.stripe_sync_save, SYNC_NAME, created_gte, cursor, done, finished)
                     print(f"\rsynced {done} subscription(s)", end="", file=sys.stderr, flush=True)
                     if finished:

@@ -22,7 +22,7 @@ import copy
 import json
 import random
 import string
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 FIELDS = json.loads((Path(__file__).parent / "fixtures" / "stripe_fields.json").read_text())["versions"]
@@ -51,7 +51,7 @@ def random_id(prefix: str, rng: random.Random, length: int = 24) -> str:
 def iso(seconds: int | None) -> str | None:
     if seconds is None:
         return None
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _blank(version: str, kind: str) -> dict:

@@ -6,9 +6,16 @@ import random
 
 import pytest
 
-from tests.stripe_gen import FLOWS, VERSIONS, build_flow, duplicated, in_one_second, shuffled
-from tests.stripe_helpers import create_user, deliver
 from tests.conftest import READ
+from tests.stripe_gen import (
+    FLOWS,
+    VERSIONS,
+    build_flow,
+    duplicated,
+    in_one_second,
+    shuffled,
+)
+from tests.stripe_helpers import create_user, deliver
 
 SHOWN = ("stripeSubscriptionId", "status", "stripePriceId", "currentPeriodEnd", "cancelAtPeriodEnd")
 

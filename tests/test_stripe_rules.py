@@ -12,7 +12,7 @@ import pytest
 
 from service.app import create_app
 from tests.conftest import READ, STRIPE_SECRET, make_settings
-from tests.stripe_gen import SubscriptionLife, StripeWorld, iso
+from tests.stripe_gen import StripeWorld, SubscriptionLife, iso
 from tests.stripe_helpers import create_user, deliver, encode, subscription_row
 
 V = "2025-09-30.clover"

@@ -15,9 +15,9 @@ Events of one customer are applied one at a time (an advisory lock), each in one
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Awaitable, Callable
 
 import msgspec
 
@@ -27,9 +27,24 @@ from ..queries import Q
 from ..stripe_api import StripeUnavailable
 from . import keys
 from .stripe_objects import (
-    CHECKOUT, INVOICE_PREFIX, SUBSCRIPTION_PREFIX, Event, Rejected, State, carry_base, checkout_user,
-    decode_event, fallback_id, identifier, invoice_subscription, newer, parse_event, preference, same_state,
-    state_from_row, subscription_state,
+    CHECKOUT,
+    INVOICE_PREFIX,
+    SUBSCRIPTION_PREFIX,
+    Event,
+    Rejected,
+    State,
+    carry_base,
+    checkout_user,
+    decode_event,
+    fallback_id,
+    identifier,
+    invoice_subscription,
+    newer,
+    parse_event,
+    preference,
+    same_state,
+    state_from_row,
+    subscription_state,
 )
 
 log = logging.getLogger("service.stripe")

@@ -63,7 +63,7 @@ async def stripe_webhook(request: web.Request):
     deps = deps_of(request)
     try:  # unauthenticated until the signature is checked: a slow body must not hold a handler
         payload = await asyncio.wait_for(request.read(), deps.settings.body_read_timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise Problem(408, "the request body arrived too slowly") from None
     secrets = [s.strip() for s in deps.settings.stripe_webhook_secret.split(",") if s.strip()]
     verify_signature(payload, request.headers.get("Stripe-Signature"), secrets,
