@@ -7,6 +7,7 @@
 SELECT pg_advisory_xact_lock(hashtextextended($1, 0))
 
 -- name: stripe_event_seen
+-- A statement of its own after the lock: its snapshot then sees a duplicate committed while we waited.
 SELECT outcome FROM stripe_events WHERE id = $1
 
 -- name: stripe_insert_event

@@ -1,0 +1,232 @@
+"""Stripe webhook throughput (issue 12): events/s with 0 and 1,000,000 stored events, sequential and 8
+concurrent senders, and one subscription's 1,000th event against its first.
+
+    nice .venv/bin/python bench/stripe_webhook.py [--stored 1000000] [--events 2000] [--users 10000]
+
+Creates its own database (aw_bench_stripe_*) on DATABASE_URL's server and drops it at the end; runs the
+service as a subprocess (`python -m service serve`, cache off, LOG_LEVEL=WARNING, one process) and sends
+full customer.subscription.updated events (tests/stripe_gen.py, API version 2025-09-30.clover, ~5 kB
+each) signed like Stripe, each changing the state of a subscription linked to a user, so every event
+is stored, compared with the stored state and written to the user's row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DATABASE_URL", "postgresql://root@127.0.0.1:5432/postgres")
+
+import aiohttp  # noqa: E402
+import asyncpg  # noqa: E402
+
+from service import migrate  # noqa: E402
+from tests.databases import create_database, drop_database  # noqa: E402
+from tests.stripe_gen import StripeWorld, SubscriptionLife  # noqa: E402
+
+SECRET = "whsec_bench"
+VERSION = "2025-09-30.clover"
+STATUSES = ("active", "past_due", "active", "unpaid")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(url: str, port: int, log: Path) -> subprocess.Popen:
+    env = dict(os.environ, DATABASE_URL=url, STRIPE_WEBHOOK_SECRET=SECRET, SERVICE_TOKENS="bench:bench-token:read",
+               CACHE_ENABLED="false", LOG_LEVEL="WARNING", SWEEP_INTERVAL_SECONDS="0", REDIS_URL="")
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port)], cwd=ROOT, env=env,
+                                stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return proc
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def signed(body: bytes) -> dict:
+    t = int(time.time())
+    digest = hmac.new(SECRET.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return {"Stripe-Signature": f"t={t},v1={digest}", "Content-Type": "application/json"}
+
+
+class Subscriptions:
+    """Linked subscriptions (seeded by SQL) and a generator of their next events."""
+
+    def __init__(self, users: int, seed: str):
+        self.world = StripeWorld(VERSION, t0=1_760_000_000, seed=seed)
+        self.lives = []
+        for n in range(users):
+            life = SubscriptionLife(self.world, customer=f"cus_bench_{n}")
+            life.obj["id"] = f"sub_bench_{n}"
+            self.lives.append(life)
+        self.step = 0
+
+    def next_events(self, count: int, only: int | None = None) -> list[bytes]:
+        rng = random.Random(f"{self.world.now}-{count}")
+        out = []
+        for _ in range(count):
+            self.world.tick()  # each event one second after the previous: every one changes the state
+            life = self.lives[only if only is not None else rng.randrange(len(self.lives))]
+            self.step += 1
+            evt = life.change(status=STATUSES[self.step % len(STATUSES)], price=f"price_{self.step}")
+            out.append(json.dumps(evt, separators=(",", ":")).encode())
+        return out
+
+
+async def seed_links(url: str, users: int) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f"""
+            INSERT INTO users (id, email) SELECT 'u_bench_' || i, 'bench' || i || '@example.com'
+            FROM generate_series(0, {users - 1}) i;
+            INSERT INTO subscriptions (id, "userId", "stripeCustomerId", "stripeSubscriptionId", status)
+            SELECT 's_bench_' || i, 'u_bench_' || i, 'cus_bench_' || i, 'sub_bench_' || i, 'ACTIVE'
+            FROM generate_series(0, {users - 1}) i;
+            ANALYZE users; ANALYZE subscriptions;""")
+    finally:
+        await conn.close()
+
+
+async def seed_stored(url: str, stored: int) -> float:
+    """`stored` old events (applied, ~1 kB payloads) of 100,000 other subscriptions, set-based."""
+    conn = await asyncpg.connect(url)
+    started = time.perf_counter()
+    try:
+        await conn.execute(f"""
+            INSERT INTO stripe_events (id, type, created, "stripeSubscriptionId", "stripeCustomerId", payload,
+                                       outcome, "receivedAt", "appliedAt")
+            SELECT 'evt_old_' || i, 'customer.subscription.updated', 1700000000 + i, 'sub_old_' || (i % 100000),
+                   'cus_old_' || (i % 100000),
+                   jsonb_build_object('id', 'evt_old_' || i, 'type', 'customer.subscription.updated',
+                                      'data', jsonb_build_object('object', jsonb_build_object(
+                                          'id', 'sub_old_' || (i % 100000), 'status', 'active',
+                                          'padding', repeat('x', 900)))),
+                   'applied', (now() AT TIME ZONE 'UTC') - (i % 20) * interval '1 day',
+                   (now() AT TIME ZONE 'UTC') - (i % 20) * interval '1 day'
+            FROM generate_series(1, {stored}) i;
+            INSERT INTO stripe_subscription_state ("stripeSubscriptionId", "stripeCustomerId", status,
+                                                   "lastEventCreated", "lastEventId", "eventType", previous)
+            SELECT 'sub_old_' || i, 'cus_old_' || i, 'active', 1700000000 + i, 'evt_old_' || i,
+                   'customer.subscription.updated', '{{}}'::jsonb
+            FROM generate_series(0, 99999) i;""")
+        await conn.execute("VACUUM ANALYZE stripe_events")
+        await conn.execute("VACUUM ANALYZE stripe_subscription_state")
+    finally:
+        await conn.close()
+    return time.perf_counter() - started
+
+
+async def send(session, base: str, bodies: list[bytes], senders: int) -> tuple[float, list[float]]:
+    """events/s and each event's latency (ms); every answer must be 200 and applied."""
+    queue = list(reversed(bodies))
+    latencies: list[float] = []
+    outcomes: dict[str, int] = {}
+
+    async def sender():
+        while queue:
+            body = queue.pop()
+            started = time.perf_counter()
+            async with session.post(base + "/v1/stripe/webhook", data=body, headers=signed(body)) as r:
+                answer = await r.json()
+                assert r.status == 200, answer
+            latencies.append((time.perf_counter() - started) * 1000)
+            outcomes[answer["outcome"]] = outcomes.get(answer["outcome"], 0) + 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(senders)))
+    elapsed = time.perf_counter() - started
+    assert set(outcomes) == {"applied"}, outcomes
+    return len(bodies) / elapsed, latencies
+
+
+def p(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def measure(base: str, subs: Subscriptions, events: int) -> dict:
+    out = {}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16)) as session:
+        await send(session, base, subs.next_events(200), 1)  # warm-up (prepared statements, pool)
+        for name, senders in (("sequential", 1), ("8 senders", 8)):
+            rate, lat = await send(session, base, subs.next_events(events), senders)
+            out[name] = {"events/s": round(rate, 1), "p50 ms": round(p(lat, 0.5), 2), "p99 ms": round(p(lat, 0.99), 2)}
+    return out
+
+
+async def one_subscription(base: str, subs: Subscriptions) -> dict:
+    """1,000 events of one subscription, sequential: the first 100 against the last 100."""
+    async with aiohttp.ClientSession() as session:
+        bodies = subs.next_events(1000, only=0)
+        _, lat = await send(session, base, bodies, 1)
+    first, last = lat[:100], lat[-100:]
+    return {"events 1-100 median ms": round(p(first, 0.5), 2), "events 901-1000 median ms": round(p(last, 0.5), 2),
+            "1,000th event ms": round(lat[-1], 2), "ratio last/first (median)": round(p(last, 0.5) / p(first, 0.5), 2)}
+
+
+async def main(stored: int, events: int, users: int) -> dict:
+    url = await create_database("aw_bench_stripe")
+    log = Path("/tmp") / f"aw_bench_stripe_{os.getpid()}.log"
+    proc = None
+    try:
+        await asyncio.to_thread(migrate.apply, url)
+        await seed_links(url, users)
+        subs = Subscriptions(users, "bench")
+        port = free_port()
+        proc = await asyncio.to_thread(start_server, url, port, log)
+        base = f"http://127.0.0.1:{port}"
+        result = {"empty": await measure(base, subs, events)}
+        result["one subscription"] = await one_subscription(base, subs)
+        result["seeded in s"] = round(await seed_stored(url, stored), 1)
+        result[f"{stored:,} stored"] = await measure(base, subs, events)
+        result["one subscription at 1M"] = await one_subscription(base, subs)
+        for mode in ("sequential", "8 senders"):
+            result[f"ratio {mode}"] = round(result[f"{stored:,} stored"][mode]["events/s"]
+                                            / result["empty"][mode]["events/s"], 3)
+        return result
+    finally:
+        if proc is not None:
+            await asyncio.to_thread(stop_server, proc)
+        await drop_database(url)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stored", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--users", type=int, default=10000)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(main(args.stored, args.events, args.users)), indent=2))
