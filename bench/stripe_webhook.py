@@ -31,12 +31,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DATABASE_URL", "postgresql://root@127.0.0.1:5432/postgres")
 
-import aiohttp  # noqa: E402
-import asyncpg  # noqa: E402
+import aiohttp
+import asyncpg
 
-from service import migrate  # noqa: E402
-from tests.databases import create_database, drop_database  # noqa: E402
-from tests.stripe_gen import StripeWorld, SubscriptionLife  # noqa: E402
+from service import migrate
+from tests.databases import create_database, drop_database
+from tests.stripe_gen import StripeWorld, SubscriptionLife
 
 SECRET = "whsec_bench"
 VERSION = "2025-09-30.clover"
@@ -168,7 +168,8 @@ async def send(session, base: str, bodies: list[bytes], senders: int) -> tuple[f
     started = time.perf_counter()
     await asyncio.gather(*(sender() for _ in range(senders)))
     elapsed = time.perf_counter() - started
-    assert set(outcomes) == {"applied"}, outcomes
+    # Concurrent senders may deliver a subscription's older event after its newer one: ignored, rightly.
+    assert set(outcomes) <= {"applied", "ignored"} and outcomes.get("ignored", 0) <= len(bodies) // 100, outcomes
     return len(bodies) / elapsed, latencies
 
 
@@ -197,6 +198,32 @@ async def one_subscription(base: str, subs: Subscriptions) -> dict:
             "1,000th event ms": round(lat[-1], 2), "ratio last/first (median)": round(p(last, 0.5) / p(first, 0.5), 2)}
 
 
+async def commit_floor(url: str, count: int = 500) -> float:
+    """Sequential one-row INSERT transactions/s from this process: the durable-commit (fsync) ceiling of
+    any sequential webhook on this machine right now."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("CREATE TABLE bench_floor (x int)")
+        started = time.perf_counter()
+        for n in range(count):
+            async with conn.transaction():
+                await conn.execute("INSERT INTO bench_floor VALUES ($1)", n)
+        rate = count / (time.perf_counter() - started)
+        await conn.execute("DROP TABLE bench_floor")
+        return round(rate, 1)
+    finally:
+        await conn.close()
+
+
+async def set_synchronous_commit(url: str, value: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        name = await conn.fetchval("SELECT current_database()")
+        await conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = {value}')
+    finally:
+        await conn.close()
+
+
 async def main(stored: int, events: int, users: int) -> dict:
     url = await create_database("aw_bench_stripe")
     log = Path("/tmp") / f"aw_bench_stripe_{os.getpid()}.log"
@@ -208,11 +235,19 @@ async def main(stored: int, events: int, users: int) -> dict:
         port = free_port()
         proc = await asyncio.to_thread(start_server, url, port, log)
         base = f"http://127.0.0.1:{port}"
-        result = {"empty": await measure(base, subs, events)}
+        result = {"commit floor (1-row INSERT transactions/s, sequential)": await commit_floor(url)}
+        result["empty"] = await measure(base, subs, events)
         result["one subscription"] = await one_subscription(base, subs)
         result["seeded in s"] = round(await seed_stored(url, stored), 1)
         result[f"{stored:,} stored"] = await measure(base, subs, events)
         result["one subscription at 1M"] = await one_subscription(base, subs)
+        result["commit floor at the end"] = await commit_floor(url)
+        # Diagnostic only (never a production setting: an acknowledged event could be lost in a crash):
+        # the same at 1M stored with commits not waiting for the disk, i.e. what the service itself costs.
+        await set_synchronous_commit(url, "off")
+        stop_server(proc)
+        proc = await asyncio.to_thread(start_server, url, port, log)
+        result["1M stored, synchronous_commit=off (diagnostic)"] = await measure(base, subs, events)
         for mode in ("sequential", "8 senders"):
             result[f"ratio {mode}"] = round(result[f"{stored:,} stored"][mode]["events/s"]
                                             / result["empty"][mode]["events/s"], 3)

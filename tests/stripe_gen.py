@@ -368,13 +368,18 @@ def flow_renewals(f: Flow) -> None:
         f.invoice("invoice.paid")
 
 
-def flow_past_due_recovered(f: Flow) -> None:
+def _renewal_fails(f: Flow) -> None:
+    """An active subscription renews, the payment fails, it turns past_due; three days pass."""
     _active(f)
     f.world.tick(MONTH)
     f.change(new_period=True)
     f.invoice("invoice.payment_failed")
     f.change(status="past_due")
     f.world.tick(3 * 86400)
+
+
+def flow_past_due_recovered(f: Flow) -> None:
+    _renewal_fails(f)
     f.invoice("invoice.paid", attempt_count=2)
     f.change(status="active")
 
@@ -382,12 +387,7 @@ def flow_past_due_recovered(f: Flow) -> None:
 def flow_past_due_canceled(f: Flow) -> None:
     """Retries fail, Stripe cancels; the final failed retry and a late payment of the old invoice
     change nothing."""
-    _active(f)
-    f.world.tick(MONTH)
-    f.change(new_period=True)
-    f.invoice("invoice.payment_failed")
-    f.change(status="past_due")
-    f.world.tick(3 * 86400)
+    _renewal_fails(f)
     f.invoice("invoice.payment_failed", attempt_count=2)
     f.world.tick(4 * 86400)
     f.change("customer.subscription.deleted", status="canceled", canceled_at=f.world.now, ended_at=f.world.now)

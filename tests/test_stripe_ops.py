@@ -14,21 +14,15 @@ from service.deps import DEPS
 from tests.conftest import READ, WRITE, make_settings
 from tests.stripe_fake import API_KEY, FakeStripe
 from tests.stripe_gen import StripeWorld, SubscriptionLife
-from tests.stripe_helpers import create_user, deliver
+from tests.stripe_helpers import create_user
+from tests.stripe_helpers import (
+    deliver_ok as outcome,  # the answer: {received, outcome, reason?}
+)
+from tests.stripe_helpers import shown_subscription as shown
 
 V = "2025-03-31.basil"
 
 
-async def outcome(client, evt) -> dict:
-    r = await deliver(client, evt)
-    assert r.status == 200, await r.text()
-    return await r.json()
-
-
-async def shown(client, user_id) -> dict:
-    r = await client.get(f"/v1/users/{user_id}/subscription", headers=READ)
-    assert r.status == 200, await r.text()
-    return await r.json()
 
 
 @pytest.fixture

@@ -11,23 +11,17 @@ import time
 import pytest
 
 from service.app import create_app
-from tests.conftest import READ, STRIPE_SECRET, make_settings
+from tests.conftest import STRIPE_SECRET, make_settings
 from tests.stripe_gen import StripeWorld, SubscriptionLife, iso
 from tests.stripe_helpers import create_user, deliver, encode, subscription_row
+from tests.stripe_helpers import (
+    deliver_ok as outcome,  # the answer: {received, outcome, reason?}
+)
+from tests.stripe_helpers import shown_subscription as shown
 
 V = "2025-09-30.clover"
 
 
-async def outcome(client, evt) -> dict:
-    r = await deliver(client, evt)
-    assert r.status == 200, await r.text()
-    return await r.json()
-
-
-async def shown(client, user_id) -> dict:
-    r = await client.get(f"/v1/users/{user_id}/subscription", headers=READ)
-    assert r.status == 200, await r.text()
-    return await r.json()
 
 
 async def linked(client, world: StripeWorld, **life) -> tuple[str, SubscriptionLife]:
@@ -288,3 +282,20 @@ async def test_slow_webhook_body_gets_408(aiohttp_client, migrated_database_url,
     status_line = await asyncio.wait_for(reader.readline(), 5)
     assert b" 408 " in status_line and time.monotonic() - started < 4
     writer.close()
+
+
+async def test_concurrent_checkouts_of_one_user_with_two_customers(client, deps):
+    """Both answered 200: one links the user, the other is a conflict (never a 500 on the unique userId)."""
+    world = StripeWorld(V, seed="concurrent-checkouts")
+    for _ in range(3):
+        user_id = await create_user(client)
+        events = []
+        for _ in range(2):
+            life = SubscriptionLife(world, customer=world.id("cus"))
+            await outcome(client, life.created_event())
+            events.append(world.event("checkout.session.completed", world.checkout_session(
+                customer=life.obj["customer"], subscription=life.id, user_id=user_id)))
+        answers = await asyncio.gather(*(deliver(client, evt) for evt in events))
+        assert [r.status for r in answers] == [200, 200]
+        assert sorted([(await r.json())["outcome"] for r in answers]) == ["applied", "conflict"]
+        assert await deps.db.fetchval('SELECT count(*) FROM subscriptions WHERE "userId" = $1', user_id) == 1

@@ -224,6 +224,9 @@ async def _checkout(conn, event: Event, sub_id: str | None, customer_id: str | N
         return Outcome("pending", "the checkout names no user (client_reference_id or metadata.userId)")
     if not await conn.fetchval(Q.user_exists, user_id):
         return Outcome("pending", "no such user yet")
+    # Two checkouts of one user with different customers hold different customer locks: this one
+    # (always taken after a customer's) serialises them, so the second sees the first's row.
+    await conn.execute(Q.stripe_lock_customer, f"user:{user_id}")
     by_customer = await conn.fetchrow(Q.stripe_row_of_customer, customer_id)
     if by_customer is not None and by_customer["userId"] != user_id:
         return Outcome("conflict", f"customer {customer_id} belongs to another user")
@@ -237,10 +240,6 @@ async def _checkout(conn, event: Event, sub_id: str | None, customer_id: str | N
     # The customer's preferred subscription (events that arrived before this checkout included).
     states = [state_from_row(r) for r in await conn.fetch(Q.stripe_states_of_customer, customer_id)]
     best = max(states, key=preference)
-    if row is not None and row["stripeCustomerId"] == customer_id and row["stripeSubscriptionId"] not in (None, best.subscription_id):
-        shown = next((s for s in states if s.subscription_id == row["stripeSubscriptionId"]), None)
-        if preference(shown) >= preference(best):
-            best = shown
     await conn.execute(Q.stripe_mark_pending_applied, customer_id)
     if row is None:
         await conn.execute(Q.stripe_insert_row, new_id(), user_id, customer_id, best.subscription_id,
