@@ -149,7 +149,11 @@ async def _apply(conn, event: Event, sub_id: str | None, customer_id: str | None
             return await _refresh(conn, event, sub_id, fetch)
         return Outcome("ignored", "invoice events do not set a subscription's status")
     if event.type == CHECKOUT:
-        return await _checkout(conn, event, sub_id, customer_id)
+        result = await _checkout(conn, event, sub_id, customer_id)
+        if fetch is not None and result.outcome == "applied":  # show Stripe's object from the start
+            refreshed = await _refresh(conn, event, sub_id, fetch)
+            result.user_id = result.user_id or refreshed.user_id
+        return result
     return Outcome("ignored", "event type not handled")
 
 
