@@ -1,10 +1,12 @@
 """Stripe webhook throughput (issue 12): events/s with 0 and 1,000,000 stored events, sequential and 8
 concurrent senders, and one subscription's 1,000th event against its first.
 
-    nice .venv/bin/python bench/stripe_webhook.py [--stored 1000000] [--events 2000] [--users 10000]
+    nice .venv/bin/python bench/stripe_webhook.py [--stored 1000000] [--events 1500] [--users 10000] [--rounds 3]
 
-Creates its own database (aw_bench_stripe_*) on DATABASE_URL's server and drops it at the end; runs the
-service as a subprocess (`python -m service serve`, cache off, LOG_LEVEL=WARNING, one process) and sends
+Creates two databases (aw_bench_stripe_*) on DATABASE_URL's server, one with no stored events and one with
+1,000,000 (generate_series), and drops them at the end; runs one service per database as a subprocess
+(`python -m service serve`, cache off, LOG_LEVEL=WARNING, one process each), alternates measuring rounds
+between them, and sends
 full customer.subscription.updated events (tests/stripe_gen.py, API version 2025-09-30.clover, ~5 kB
 each) signed like Stripe, each changing the state of a subscription linked to a user, so every event
 is stored, compared with the stored state and written to the user's row.
@@ -224,44 +226,56 @@ async def set_synchronous_commit(url: str, value: str) -> None:
         await conn.close()
 
 
-async def main(stored: int, events: int, users: int) -> dict:
-    url = await create_database("aw_bench_stripe")
+async def main(stored: int, events: int, users: int, rounds: int) -> dict:
+    """Two databases side by side, one with no stored events and one with `stored`, each behind its own
+    server; rounds alternate between them (E F, F E, ...) so a drifting machine load hits both alike."""
+    urls = {"empty": await create_database("aw_bench_stripe"), "full": await create_database("aw_bench_stripe")}
     log = Path("/tmp") / f"aw_bench_stripe_{os.getpid()}.log"
-    proc = None
+    procs: dict[str, subprocess.Popen] = {}
     try:
-        await asyncio.to_thread(migrate.apply, url)
-        await seed_links(url, users)
-        subs = Subscriptions(users, "bench")
-        port = free_port()
-        proc = await asyncio.to_thread(start_server, url, port, log)
-        base = f"http://127.0.0.1:{port}"
-        result = {"commit floor (1-row INSERT transactions/s, sequential)": await commit_floor(url)}
-        result["empty"] = await measure(base, subs, events)
-        result["one subscription"] = await one_subscription(base, subs)
-        result["seeded in s"] = round(await seed_stored(url, stored), 1)
-        result[f"{stored:,} stored"] = await measure(base, subs, events)
-        result["one subscription at 1M"] = await one_subscription(base, subs)
-        result["commit floor at the end"] = await commit_floor(url)
-        # Diagnostic only (never a production setting: an acknowledged event could be lost in a crash):
-        # the same at 1M stored with commits not waiting for the disk, i.e. what the service itself costs.
-        await set_synchronous_commit(url, "off")
-        stop_server(proc)
-        proc = await asyncio.to_thread(start_server, url, port, log)
-        result["1M stored, synchronous_commit=off (diagnostic)"] = await measure(base, subs, events)
+        for url in urls.values():
+            await asyncio.to_thread(migrate.apply, url)
+            await seed_links(url, users)
+        result: dict = {"seeded 1M in s": round(await seed_stored(urls["full"], stored), 1)}
+        subs = {name: Subscriptions(users, "bench") for name in urls}
+        ports = {name: free_port() for name in urls}
+        for name, url in urls.items():
+            procs[name] = await asyncio.to_thread(start_server, url, ports[name], log)
+        base = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        result["commit floor before (1-row INSERT transactions/s, sequential)"] = await commit_floor(urls["empty"])
+        rates: dict = {"empty": [], "full": []}
+        for r in range(rounds):
+            for name in (("empty", "full") if r % 2 == 0 else ("full", "empty")):
+                figures = await measure(base[name], subs[name], events)
+                rates[name].append(figures)
+                result[f"round {r + 1} {name if name == 'empty' else f'{stored:,} stored'}"] = figures
         for mode in ("sequential", "8 senders"):
-            result[f"ratio {mode}"] = round(result[f"{stored:,} stored"][mode]["events/s"]
-                                            / result["empty"][mode]["events/s"], 3)
+            ratios = [f[mode]["events/s"] / e[mode]["events/s"] for e, f in zip(rates["empty"], rates["full"])]
+            result[f"ratio {mode} per round (stored/empty)"] = [round(x, 3) for x in ratios]
+            result[f"ratio {mode} median"] = round(sorted(ratios)[len(ratios) // 2], 3)
+        result["one subscription, empty"] = await one_subscription(base["empty"], subs["empty"])
+        result[f"one subscription, {stored:,} stored"] = await one_subscription(base["full"], subs["full"])
+        result["commit floor after"] = await commit_floor(urls["empty"])
+        # Diagnostic only (never a production setting: an acknowledged event could be lost in a crash):
+        # the full database with commits not waiting for the disk, i.e. what the service itself costs.
+        await set_synchronous_commit(urls["full"], "off")
+        stop_server(procs.pop("full"))
+        procs["full"] = await asyncio.to_thread(start_server, urls["full"], ports["full"], log)
+        result[f"{stored:,} stored, synchronous_commit=off (diagnostic)"] = await measure(
+            base["full"], subs["full"], events)
         return result
     finally:
-        if proc is not None:
+        for proc in procs.values():
             await asyncio.to_thread(stop_server, proc)
-        await drop_database(url)
+        for url in urls.values():
+            await drop_database(url)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stored", type=int, default=1_000_000)
-    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--events", type=int, default=1500)
     parser.add_argument("--users", type=int, default=10000)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.stored, args.events, args.users)), indent=2))
+    print(json.dumps(asyncio.run(main(args.stored, args.events, args.users, args.rounds)), indent=2))

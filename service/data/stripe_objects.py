@@ -207,7 +207,10 @@ def subscription_state(obj: dict, *, created: int, event_id: str, event_type: st
     after = compared_fields(obj, partial=False, had_nul=had_nul)
     if event_type == "customer.subscription.deleted":
         after["status"] = "canceled"
-    before = compared_fields(previous, partial=True, had_nul=had_nul) if previous else {}
+    try:  # previous_attributes only order same-second events: unreadable ones are just not used
+        before = compared_fields(previous, partial=True, had_nul=had_nul) if previous else {}
+    except Rejected:
+        before = {}
     return State(sub_id, customer, after["status"], created, event_id, event_type, after, before,
                  _int(obj.get("created", 0), "created", optional=True) or 0, source)
 
