@@ -29,6 +29,17 @@ SELECT "stripeSubscriptionId", "stripeCustomerId", status, "lastEventCreated", "
        previous, "subscriptionCreated", source
 FROM stripe_subscription_state WHERE "stripeSubscriptionId" = $1
 
+-- name: stripe_state_and_row
+-- One round trip for the two lookups of every subscription event: the stored state (NULLs: none yet)
+-- and the subscriptions row showing this subscription (rowId NULL: none).
+SELECT s."stripeSubscriptionId", s."stripeCustomerId", s.status, s."lastEventCreated", s."lastEventId",
+       s."eventType", s.previous, s."subscriptionCreated", s.source,
+       r.id AS "rowId", r."userId" AS "rowUserId", r."stripeCustomerId" AS "rowCustomerId",
+       r."stripeSubscriptionId" AS "rowSubscriptionId"
+FROM (SELECT $1::text AS id) AS wanted
+LEFT JOIN stripe_subscription_state s ON s."stripeSubscriptionId" = wanted.id
+LEFT JOIN subscriptions r ON r."stripeSubscriptionId" = wanted.id
+
 -- name: stripe_state_put
 INSERT INTO stripe_subscription_state ("stripeSubscriptionId", "stripeCustomerId", status, "lastEventCreated",
     "lastEventId", "eventType", previous, "subscriptionCreated", source, "stripePriceId", "currentPeriodEnd",
@@ -53,10 +64,6 @@ ON CONFLICT ("stripeSubscriptionId") DO NOTHING
 SELECT "stripeSubscriptionId", "stripeCustomerId", status, "lastEventCreated", "lastEventId", "eventType",
        previous, "subscriptionCreated", source
 FROM stripe_subscription_state WHERE "stripeCustomerId" = $1
-
--- name: stripe_row_of_subscription
-SELECT id, "userId", "stripeCustomerId", "stripeSubscriptionId" FROM subscriptions
-WHERE "stripeSubscriptionId" = $1
 
 -- name: stripe_row_of_customer
 SELECT id, "userId", "stripeCustomerId", "stripeSubscriptionId" FROM subscriptions

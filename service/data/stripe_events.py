@@ -180,7 +180,8 @@ async def _refresh(conn, event: Event, sub_id: str | None, fetch: Fetch) -> Outc
 
 async def apply_state(conn, state: State) -> Outcome:
     """Replace the subscription's stored state if `state` is newer, then show it on the user's row."""
-    stored = state_from_row(await conn.fetchrow(Q.stripe_state_get, state.subscription_id))
+    both = await conn.fetchrow(Q.stripe_state_and_row, state.subscription_id)
+    stored = state_from_row(both)
     if not newer(stored, state):
         return Outcome("ignored", "the stored state is newer or the same")
     carry_base(stored, state)
@@ -189,8 +190,11 @@ async def apply_state(conn, state: State) -> Outcome:
         return Outcome("ignored", "the same state")
     if state.customer_id is None and stored is not None:
         state.customer_id = stored.customer_id
-    row = await conn.fetchrow(Q.stripe_row_of_subscription, state.subscription_id)
-    if row is None and state.customer_id is not None:
+    row = None
+    if both["rowId"] is not None:
+        row = {"id": both["rowId"], "userId": both["rowUserId"], "stripeCustomerId": both["rowCustomerId"],
+               "stripeSubscriptionId": both["rowSubscriptionId"]}
+    elif state.customer_id is not None:
         row = await conn.fetchrow(Q.stripe_row_of_customer, state.customer_id)
     if row is None:
         return Outcome("pending", "no user is linked to this customer yet")

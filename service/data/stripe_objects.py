@@ -268,7 +268,7 @@ def preference(state: State | None) -> tuple:
 
 
 def state_from_row(row) -> State | None:
-    if row is None:
+    if row is None or row["stripeSubscriptionId"] is None:  # (a LEFT JOIN's NULLs: no state)
         return None
     previous = row["previous"] or {}
     return State(row["stripeSubscriptionId"], row["stripeCustomerId"], row["status"], row["lastEventCreated"],
