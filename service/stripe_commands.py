@@ -22,15 +22,30 @@ def _summary(outcomes: dict[str, int]) -> str:
 
 
 def stripe_replay(settings, path: str | None, stored: str | None) -> int:
-    """Exported events (one JSON object per line) exactly as the webhook would apply them; or, with
-    --stored OUTCOMES, the stored events of those outcomes (e.g. pending,conflict) applied again."""
-    from .data.stripe_events import receive, replay_stored
+    """Exported events (one JSON object per line) applied exactly as the webhook would; or, with
+    --stored OUTCOMES, the stored events of those outcomes (e.g. pending,conflict) applied again.
+
+    A file is read and every line parsed before anything is applied, so a malformed line changes
+    nothing; if applying one fails, the message says which lines were applied (re-running the file is
+    safe: applied events come back as duplicates)."""
+    from .data.stripe_events import apply_event, replay_stored
+    from .data.stripe_objects import Rejected, decode_event, parse_event
 
     if path is None and stored is None:
         raise CommandError("give a FILE of exported events or --stored OUTCOMES")
-    file = Path(path) if path else None
-    if file is not None and not file.is_file():
-        raise CommandError(f"no such file: {path}")
+    events = []
+    if path is not None:
+        file = Path(path)
+        if not file.is_file():
+            raise CommandError(f"no such file: {path}")
+        with file.open("rb") as lines:
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    events.append((number, parse_event(*decode_event(line.strip()))))
+                except Rejected as exc:
+                    raise CommandError(f"{path}:{number}: not a Stripe event ({exc}); nothing was applied") from None
 
     async def run():
         outcomes: dict[str, int] = {}
@@ -38,16 +53,24 @@ def stripe_replay(settings, path: str | None, stored: str | None) -> int:
         fetch = api.subscription if api else None
         try:
             async with open_deps(settings) as deps:
-                if file is not None:
-                    with file.open("rb") as lines:
-                        for line in lines:
-                            if line.strip():
-                                outcome = (await receive(deps, line.strip(), fetch)).outcome
-                                outcomes[outcome] = outcomes.get(outcome, 0) + 1
-                else:
+                if path is None:
                     wanted = [s.strip() for s in stored.split(",") if s.strip()]
                     async for result in replay_stored(deps, wanted, fetch):
                         outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+                    return outcomes
+                applied_lines: list[int] = []
+                for number, event in events:
+                    try:
+                        outcome = (await apply_event(deps, event, fetch)).outcome
+                    except Exception as exc:  # noqa: BLE001 - any failure is reported with the lines applied
+                        done = _line_ranges(applied_lines) or "none"
+                        raise CommandError(
+                            f"{path}:{number}: could not be applied ({type(exc).__name__}: {exc}); "
+                            f"lines applied before it: {done}; lines {number}- were not",
+                            hint="fix the cause and replay the whole file: applied events count as duplicates",
+                        ) from None
+                    applied_lines.append(number)
+                    outcomes[outcome] = outcomes.get(outcome, 0) + 1
         finally:
             if api is not None:
                 await api.close()
@@ -55,6 +78,17 @@ def stripe_replay(settings, path: str | None, stored: str | None) -> int:
 
     print("replayed: " + _summary(asyncio.run(run())))
     return 0
+
+
+def _line_ranges(numbers: list[int]) -> str:
+    """[1, 2, 3, 5] -> "1-3, 5"."""
+    ranges: list[list[int]] = []
+    for n in numbers:
+        if ranges and n == ranges[-1][1] + 1:
+            ranges[-1][1] = n
+        else:
+            ranges.append([n, n])
+    return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in ranges)
 
 
 def _since(value: str | None) -> int | None:

@@ -3,7 +3,7 @@
 import asyncio
 import random
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,15 +11,25 @@ from service.app import create_app
 from service.data import stripe_events
 from tests.conftest import READ, STRIPE_SECRET, WRITE, make_settings
 from tests.stripe_helpers import (
-    checkout_event, create_user, deliver, deliver_ok, encode, event, invoice_event, sign, stored_event,
-    subscription_event, subscription_row, uid,
+    checkout_event,
+    create_user,
+    deliver,
+    deliver_ok,
+    encode,
+    event,
+    invoice_event,
+    sign,
+    stored_event,
+    subscription_event,
+    subscription_row,
+    uid,
 )
 
 T0 = 1_750_000_000  # event `created` times: any increasing seconds do
 
 
 def iso(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 async def linked_user(client, created=T0):

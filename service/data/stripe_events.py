@@ -15,12 +15,14 @@ Events of one customer are applied one at a time (an advisory lock), each in one
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import msgspec
 
+from ..db import affected_rows
 from ..deps import Deps
 from ..ids import new_id
 from ..queries import Q
@@ -297,19 +299,23 @@ async def replay_stored(deps: Deps, outcomes: list[str], fetch: Fetch | None = N
 FINAL_OUTCOMES = ["applied", "duplicate", "ignored", "rejected"]  # pending and conflict wait for ops
 
 
-async def prune_events(deps: Deps, batch_size: int | None = None) -> int:
-    """Retention: delete events of a final outcome older than STRIPE_EVENT_RETENTION_DAYS, in batches."""
+async def prune_events(deps: Deps, batch_size: int | None = None):
+    """Retention: delete events of a final outcome older than STRIPE_EVENT_RETENTION_DAYS, one bounded
+    batch per transaction (0 days keeps everything). Returns a sweeps.SweepResult."""
+    from .sweeps import SweepResult
+
     days = deps.settings.stripe_event_retention_days
-    if days <= 0:
-        return 0
     batch_size = batch_size or deps.settings.sweep_batch_size
-    total = 0
-    while True:
-        status = await deps.db.execute(Q.stripe_prune_events, FINAL_OUTCOMES, days, batch_size)
-        deleted = int(status.split()[-1])
+    total = batches = 0
+    longest = 0.0
+    while days > 0:
+        started = time.perf_counter()
+        deleted = affected_rows(await deps.db.execute(Q.stripe_prune_events, FINAL_OUTCOMES, days, batch_size))
+        longest = max(longest, time.perf_counter() - started)
         total += deleted
+        batches += 1
         if deleted < batch_size:
             break
     if total:
-        log.info("pruned stripe events", extra={"count": total})
-    return total
+        log.info("pruned stripe events", extra={"count": total, "batches": batches})
+    return SweepResult(total, batches, round(longest * 1000, 2))

@@ -37,6 +37,16 @@ MAX_SECONDS = 253402300799  # 9999-12-31T23:59:59Z: the last second a timestamp 
 NUL_MARK = "\ufffd"
 
 
+class StripeEvent(msgspec.Struct):
+    """A Stripe event as Stripe sends it (more fields are allowed); `data.object` is the subscription,
+    invoice or checkout session it is about. For the OpenAPI document: the webhook reads the raw bytes."""
+
+    id: str
+    type: str
+    created: int
+    data: dict
+
+
 class Rejected(Exception):
     """The event is signed but cannot be applied; the reason is stored with it."""
 

@@ -5,17 +5,20 @@ days); only a missing or wrong signature, or a signature too old or too far in t
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import time
 
 from aiohttp import web
 
+from .. import tracing
 from ..data import stripe_events
+from ..data.stripe_objects import StripeEvent
 from ..deps import deps_of
+from ..metrics import STRIPE_EVENTS
 from ..problems import Problem
-from ..routing import PUBLIC, RouteTable, json_response
+from ..routing import PUBLIC, RouteTable, json_response, read_raw
+from ..schemas import WebhookAnswer
 from ..stripe_api import STRIPE_API
 
 routes = RouteTable("stripe")
@@ -58,17 +61,19 @@ def verify_signature(payload: bytes, header: str | None, secrets: list[str], tol
 
 
 @routes.add("POST", "/v1/stripe/webhook", scope=PUBLIC, summary="Stripe events (signed with Stripe-Signature)",
-            errors=(400, 408), headers=(("Stripe-Signature", "t=<unix time>,v1=<HMAC-SHA256 hex>"),))
+            body=StripeEvent, answer=WebhookAnswer, errors=(400, 408),
+            headers=(("Stripe-Signature", "t=<unix time>,v1=<HMAC-SHA256 hex>"),))
 async def stripe_webhook(request: web.Request):
     deps = deps_of(request)
-    try:  # unauthenticated until the signature is checked: a slow body must not hold a handler
-        payload = await asyncio.wait_for(request.read(), deps.settings.body_read_timeout)
-    except TimeoutError:
-        raise Problem(408, "the request body arrived too slowly") from None
+    payload = await read_raw(request)  # unauthenticated until the signature is checked: 408 when slow
     secrets = [s.strip() for s in deps.settings.stripe_webhook_secret.split(",") if s.strip()]
     verify_signature(payload, request.headers.get("Stripe-Signature"), secrets,
                      deps.settings.stripe_tolerance_seconds)
-    outcome = await stripe_events.receive(deps, payload, fetcher(request.app))
+    with tracing.span("stripe apply_event") as span:
+        outcome = await stripe_events.receive(deps, payload, fetcher(request.app))
+        if span is not None:
+            span.set_attribute("stripe.event.outcome", outcome.outcome)
+    STRIPE_EVENTS.labels(outcome.outcome).inc()
     return json_response(outcome.answer())
 
 
