@@ -60,6 +60,7 @@ class Outcome:
     outcome: str
     reason: str | None = None
     user_id: str | None = None  # whose cached subscription to drop
+    event_type: str = ""  # for the trace span
 
     def answer(self) -> dict:
         body = {"received": True, "outcome": self.outcome}
@@ -78,7 +79,9 @@ async def receive(deps: Deps, payload: bytes, fetch: Fetch | None = None) -> Out
         event = parse_event(raw, stored_payload, had_nul)
     except Rejected as exc:
         return await _store_unreadable(deps, stored_payload, str(exc), raw)
-    return await apply_event(deps, event, fetch)
+    result = await apply_event(deps, event, fetch)
+    result.event_type = event.type
+    return result
 
 
 async def _store_unreadable(deps: Deps, payload: bytes, reason: str, raw: dict | None = None) -> Outcome:

@@ -72,6 +72,7 @@ async def stripe_webhook(request: web.Request):
     with tracing.span("stripe apply_event") as span:
         outcome = await stripe_events.receive(deps, payload, fetcher(request.app))
         if span is not None:
+            span.set_attribute("stripe.event.type", outcome.event_type)
             span.set_attribute("stripe.event.outcome", outcome.outcome)
     STRIPE_EVENTS.labels(outcome.outcome).inc()
     return json_response(outcome.answer())
