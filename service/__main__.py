@@ -3,7 +3,7 @@
   serve [--host H] [--port P] [--workers N]   run the HTTP service
   dev                                         migrate, then serve with a printed development token
   migrate [apply|status|rollback|adopt|new|reset|unlock]
-  sweep | stripe-replay FILE | backup --out FILE | restore FILE
+  sweep | stripe-replay [FILE | --stored OUTCOMES] | stripe-sync [--since DATE] | backup --out FILE | restore FILE
   doctor [--json]                             check the deployment, one line per check
 """
 
@@ -37,8 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--host")
     dev.add_argument("--port", type=port_number)
     commands.add_parser("sweep", help="delete expired chart cache rows, sessions and sign-in tokens in bounded batches")
-    replay = commands.add_parser("stripe-replay", help="apply exported Stripe events, one JSON per line")
-    replay.add_argument("file")
+    replay = commands.add_parser("stripe-replay", help="apply exported (one JSON per line) or stored Stripe events")
+    replay.add_argument("file", nargs="?")
+    replay.add_argument("--stored", metavar="OUTCOMES", help="re-apply stored events of these outcomes, e.g. pending,conflict")
+    sync = commands.add_parser("stripe-sync", help="backfill every subscription from Stripe's API (resumable)")
+    sync.add_argument("--since", help="only subscriptions created since this date (YYYY-MM-DD)")
+    sync.add_argument("--restart", action="store_true", help="start over instead of resuming")
     backup = commands.add_parser("backup", help="pg_dump the database (custom format)")
     backup.add_argument("--out", required=True)
     restore = commands.add_parser("restore", help="pg_restore a backup into an empty database")
@@ -62,8 +66,12 @@ def run_command(args, settings) -> int:
 
     if args.command == "sweep":
         return commands.sweep(settings)
-    if args.command == "stripe-replay":
-        return commands.stripe_replay(settings, args.file)
+    if args.command in ("stripe-replay", "stripe-sync"):
+        from . import stripe_commands
+
+        if args.command == "stripe-sync":
+            return stripe_commands.stripe_sync(settings, args.since, args.restart)
+        return stripe_commands.stripe_replay(settings, args.file, args.stored)
     if args.command == "backup":
         return commands.backup(resolve_database_url(settings), args.out)
     return commands.restore(resolve_database_url(settings), args.file, privileges=not args.no_privileges)
@@ -98,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return reencrypt.run(resolve_database_url(settings), settings.field_encryption_key,
                                  args.batch_size, args.after)
-        if args.command in ("sweep", "stripe-replay", "backup", "restore"):
+        if args.command in ("sweep", "stripe-replay", "stripe-sync", "backup", "restore"):
             return run_command(args, settings)
         from .server import (  # the HTTP stack is imported only by the commands that need it
             dev,

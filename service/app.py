@@ -51,10 +51,18 @@ def all_routes(tables=None) -> list[Route]:
 
 
 def app_route_tables():
-    from .routes import charts, docs, lists, natal_data, stripe_webhook, subscriptions
+    from .routes import (
+        charts,
+        docs,
+        lists,
+        natal_data,
+        stripe_events,
+        stripe_webhook,
+        subscriptions,
+    )
 
     return (*ROUTE_TABLES, subscriptions.routes, natal_data.routes, charts.routes, stripe_webhook.routes,
-            lists.routes, docs.routes)
+            lists.routes, docs.routes, stripe_events.routes)
 
 
 def make_edge_middleware(metrics: Metrics, retry_after: int):
@@ -137,6 +145,9 @@ def create_app(settings: Settings) -> web.Application:
     from .ops_gauges import gauges_in_background
 
     app.cleanup_ctx.append(gauges_in_background)
+    from .stripe_api import stripe_api_context
+
+    app.cleanup_ctx.append(stripe_api_context)
     return app
 
 

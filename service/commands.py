@@ -1,4 +1,4 @@
-"""The operational commands: sweep, stripe-replay, backup, restore."""
+"""The operational commands: sweep, backup, restore (Stripe's are in stripe_commands.py)."""
 
 from __future__ import annotations
 
@@ -27,62 +27,6 @@ def sweep(settings) -> int:
         print(f"{table}: deleted {result.count} expired row(s) in {result.batches} batch(es); "
               f"longest batch {result.longestBatchMs} ms")
     return 0
-
-
-def stripe_replay(settings, path: str) -> int:
-    """Apply exported Stripe events (one JSON object per line) exactly as the webhook would.
-
-    The whole file is read and every line parsed before anything is applied, so a malformed line
-    changes nothing. Events are then applied in order; if one fails, the message says exactly which
-    lines were applied (re-running the file is safe: applied events come back as duplicates).
-    """
-    from .data.stripe_events import apply_event, parse_event
-
-    file = Path(path)
-    if not file.is_file():
-        raise CommandError(f"no such file: {path}")
-    events = []
-    with file.open("rb") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                events.append((number, parse_event(line), line))
-            except Exception as exc:
-                raise CommandError(f"{path}:{number}: not a Stripe event ({exc}); nothing was applied") from None
-
-    async def run():
-        outcomes: dict[str, int] = {}
-        applied_lines: list[int] = []
-        async with open_deps(settings) as deps:
-            for number, event, line in events:
-                try:
-                    outcome = await apply_event(deps, event, line)
-                except Exception as exc:  # noqa: BLE001 - any failure is reported with the lines applied
-                    done = _line_ranges(applied_lines) or "none"
-                    raise CommandError(
-                        f"{path}:{number}: could not be applied ({type(exc).__name__}: {exc}); "
-                        f"lines applied before it: {done}; lines {number}- were not",
-                        hint="fix the cause and replay the whole file: applied events count as duplicates",
-                    ) from None
-                applied_lines.append(number)
-                outcomes[outcome] = outcomes.get(outcome, 0) + 1
-        return outcomes
-
-    outcomes = asyncio.run(run())
-    print("replayed: " + (", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())) or "no events"))
-    return 0
-
-
-def _line_ranges(numbers: list[int]) -> str:
-    """[1, 2, 3, 5] -> "1-3, 5"."""
-    ranges: list[list[int]] = []
-    for n in numbers:
-        if ranges and n == ranges[-1][1] + 1:
-            ranges[-1][1] = n
-        else:
-            ranges.append([n, n])
-    return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in ranges)
 
 
 def _pg_tool(name: str) -> str:

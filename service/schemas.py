@@ -139,6 +139,7 @@ class Subscription(Struct):
     cancelAtPeriodEnd: bool
     createdAt: TimeOut
     updatedAt: TimeOut
+    cancelAt: TimeOut | None = None  # service-owned: when a scheduled cancellation ends it (Stripe cancel_at)
 
 
 class NatalData(Struct):
@@ -336,12 +337,15 @@ class CacheStats(Struct):
     backend: str
 
 
-class WebhookAnswer(Struct):
-    """applied; pending (its customer or user is not linked yet: applied when the checkout arrives);
-    duplicate (seen before, or older than the event applied); ignored (a type the service does not use)."""
+class WebhookAnswer(Struct, omit_defaults=True):
+    """What became of a correctly signed event (docs/API.md, "Stripe → subscription"): applied; pending
+    (waits for its customer or user to be linked, or for Stripe's API); duplicate (this event id is
+    stored already); ignored (older, the same state, an invoice, an unused type or mode); conflict (would
+    re-link a user or customer: left for ops); rejected (unreadable: the reason says why)."""
 
     received: bool
-    outcome: Literal["applied", "pending", "duplicate", "ignored"]
+    outcome: Literal["applied", "pending", "duplicate", "ignored", "conflict", "rejected"]
+    reason: str | None = None
 
 
 class Health(Struct, omit_defaults=True):

@@ -94,6 +94,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     caller_retry_after_seconds: Count = 1
     max_json_depth: AtLeastOne = 32  # nesting of objects and arrays in a request body
 
+    # stripe (issue 12)
+    stripe_api_key: str = ""  # set: each event triggers a read of the Subscription from Stripe's API
+    stripe_api_base: str = ""  # Stripe's API address ("" = https://api.stripe.com); tests use a fake
+    stripe_api_timeout: Seconds = 10.0
+    stripe_event_retention_days: Count = 30  # 0 keeps every event
+
     @property
     def is_production(self) -> bool:
         return self.environment == "production"

@@ -13,7 +13,7 @@ import json
 import time
 import uuid
 
-from tests.conftest import STRIPE_SECRET, WRITE, unique_email
+from tests.conftest import READ, STRIPE_SECRET, WRITE, unique_email
 
 WEBHOOK = "/v1/stripe/webhook"
 
@@ -89,6 +89,13 @@ async def deliver(client, evt: dict | bytes, secret: str = STRIPE_SECRET, timest
 
 async def deliver_ok(client, evt: dict) -> dict:
     r = await deliver(client, evt)
+    assert r.status == 200, await r.text()
+    return await r.json()
+
+
+async def shown_subscription(client, user_id: str) -> dict:
+    """The user's subscription as GET /v1/users/{id}/subscription answers it (through the cache)."""
+    r = await client.get(f"/v1/users/{user_id}/subscription", headers=READ)
     assert r.status == 200, await r.text()
     return await r.json()
 

@@ -21,7 +21,8 @@ SERVICE_OWNED_INDEXES = {"users.users_createdAt_id_idx", "users.users_email_lowe
                          "chart_cache.chart_cache_createdAt_id_idx", "subscriptions.subscriptions_createdAt_id_idx",
                          "subscriptions.subscriptions_status_createdAt_id_idx",
                          "subscriptions.subscriptions_currentPeriodEnd_idx", "sessions.sessions_expires_idx",
-                         "verification_tokens.verification_tokens_expires_idx"}
+                         "verification_tokens.verification_tokens_expires_idx",
+                         "subscriptions.cancelAt"}  # issue 12: a nullable service-owned column (0014)
 
 
 async def facts(url, tables=SEED_TABLES, enums=SEED_ENUMS, with_triggers=False):

@@ -112,7 +112,8 @@ async def test_problem_codes_are_an_enum_of_every_code_the_service_answers(docum
     webhook = document["paths"]["/v1/stripe/webhook"]["post"]
     assert webhook["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("StripeEvent")
     answer = resolve(document, webhook["responses"]["200"]["content"]["application/json"]["schema"])
-    assert set(answer["properties"]["outcome"]["enum"]) == {"applied", "pending", "duplicate", "ignored"}
+    assert set(answer["properties"]["outcome"]["enum"]) == {"applied", "pending", "duplicate", "ignored", "conflict",
+                                                          "rejected"}  # issue 12
     assert document["components"]["schemas"]["AuthenticatorCreate"]["examples"]
 
 

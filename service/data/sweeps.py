@@ -76,4 +76,8 @@ async def sweep_table(deps: Deps, table: str, batch_size: int | None = None, met
 
 async def sweep_all(deps: Deps, metrics=None) -> dict[str, SweepResult]:
     """Every table with expiring rows, one after the other (the background timer and `service sweep`)."""
-    return {table: await sweep_table(deps, table, metrics=metrics) for table in SWEEPS}
+    results = {table: await sweep_table(deps, table, metrics=metrics) for table in SWEEPS}
+    from .stripe_events import prune_events  # Stripe event retention (issue 12)
+
+    results["stripe_events"] = await prune_events(deps)
+    return results

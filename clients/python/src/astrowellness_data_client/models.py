@@ -64,6 +64,7 @@ class Subscription(Model):
     cancelAtPeriodEnd: bool
     createdAt: datetime
     updatedAt: datetime
+    cancelAt: datetime | None = None  # when a scheduled cancellation ends it (Stripe's cancel_at)
 
 
 class NatalData(Model):
@@ -184,7 +185,23 @@ class Page(Model, Generic[T]):
 
 class StripeWebhookAnswer(Model):
     received: bool
-    outcome: str | None = None
+    outcome: str | None = None  # applied, pending, duplicate, ignored, conflict, rejected
+    reason: str | None = None
+
+
+class StoredStripeEvent(Model):
+    """A stored Stripe event and what became of it (GET /v1/stripe/events; payload only from .get)."""
+
+    id: str
+    type: str
+    created: int
+    stripeSubscriptionId: str | None
+    stripeCustomerId: str | None
+    outcome: str | None
+    reason: str | None
+    receivedAt: datetime
+    appliedAt: datetime | None
+    payload: dict[str, Any] | UnsetType = UNSET
 
 
 class FieldError(Model):

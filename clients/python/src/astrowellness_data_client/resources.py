@@ -11,6 +11,7 @@ from msgspec import UNSET
 
 from .filters import FilterValue, list_params
 from .models import (
+    StoredStripeEvent,
     Account,
     Authenticator,
     CacheStats,
@@ -320,6 +321,14 @@ class Operations(Resource):
 
     async def openapi(self) -> dict[str, Any]:
         return await self._call("GET", "/openapi.json", dict[str, Any])
+
+    async def stripe_events(self, **options: Any) -> Page[StoredStripeEvent]:
+        """Stored Stripe events (write token), e.g. filter={"outcome": "conflict"}; newest first."""
+        return await self._page("/v1/stripe/events", StoredStripeEvent, **options)
+
+    async def stripe_event(self, event_id: str) -> StoredStripeEvent:
+        """One stored Stripe event with its payload (write token)."""
+        return await self._call("GET", f"/v1/stripe/events/{seg(event_id)}", StoredStripeEvent)
 
     async def stripe_webhook(self, payload: bytes, signature: str) -> StripeWebhookAnswer:
         """Forward a raw Stripe event (a relay, a replay tool). The service ignores duplicates, so a retry
