@@ -31,6 +31,7 @@ MIGRATIONS_EVERY = 10  # refreshes
 async def refresh(deps: Deps, with_migrations: bool) -> None:
     row = await deps.db.fetchrow(Q.ops_stripe_backlog)
     STRIPE_BACKLOG.labels("pending").set(row["pending"])
+    STRIPE_BACKLOG.labels("conflict").set(row["conflict"])
     STRIPE_BACKLOG_AGE.set(row["oldest_seconds"])
     if with_migrations:
         from .doctor import migration_state
@@ -38,7 +39,7 @@ async def refresh(deps: Deps, with_migrations: bool) -> None:
 
         _, pending, drifted = await asyncio.to_thread(migration_state, resolve_database_url(deps.settings))
         MIGRATIONS_PENDING.set(len(pending))
-        MIGRATIONS_DRIFTED.set(len(drifted or ()))  # 0 also while drift is not checked (doctor.py)
+        MIGRATIONS_DRIFTED.set(len(drifted))
     GAUGES_REFRESHED.set(time.time())
     if deps.read_db is not deps.db:  # last: a replica that is down must not stop the others
         REPLICA_LAG.set(await deps.read_db.replica.fetchval(Q.ops_replica_lag))

@@ -1,11 +1,14 @@
 -- Operations: the background gauges of /metrics (service/ops_gauges.py) and `python -m service doctor`.
 
 -- name: ops_stripe_backlog
--- Stored events not applied yet (waiting for their customer or user to be linked), and the oldest one's age.
-SELECT count(*) AS pending,
+-- Stored events that need something before they count: `pending` (their customer or user is not linked
+-- yet, or Stripe's API was down) and `conflict` (ops must decide), with the oldest one's age. Served by
+-- stripe_events_outcome_received_idx (0015).
+SELECT count(*) FILTER (WHERE outcome = 'pending') AS pending,
+       count(*) FILTER (WHERE outcome = 'conflict') AS conflict,
        coalesce(extract(epoch FROM (now() AT TIME ZONE 'UTC') - min("receivedAt")), 0)::float8 AS oldest_seconds
 FROM stripe_events
-WHERE "appliedAt" IS NULL
+WHERE outcome IN ('pending', 'conflict')
 
 -- name: ops_replica_lag
 -- On a standby: seconds since the last replayed transaction committed on the primary (grows while the

@@ -120,6 +120,7 @@ async def test_every_metric_is_present_with_its_type_and_follows_the_traffic(rep
     assert value(families, "bcrypt_queue_depth") == 0
     assert value(families, "stripe_events_received", outcome="pending") >= 1
     assert value(families, "stripe_events_backlog_oldest_age_seconds") >= 0
+    assert value(families, "stripe_events_backlog", state="conflict") >= 0  # the series is there for alerts
     assert value(families, "chart_sweep_runs", result="ok") >= 1
     assert value(families, "chart_sweep_last_success_timestamp_seconds") > time.time() - 60
     assert value(families, "db_replica_lag_seconds") == 0
