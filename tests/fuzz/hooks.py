@@ -8,7 +8,23 @@ import itertools
 from collections import defaultdict
 
 import schemathesis
+from hypothesis.internal import lambda_sources
 
+# CPython 3.11 before 3.11.8 can raise "SystemError: AST constructor recursion depth mismatch" from
+# ast.parse when it is called deep in a stack. Hypothesis parses a filter's source only to *describe* the
+# filter (its repr), and schemathesis' coverage phase does that deep in its schema walk: one such crash
+# failed a whole run (a "Runtime Error", no API call involved). A description is not worth a run.
+_describe = lambda_sources.lambda_description
+
+
+def _describe_or_plain(f):
+    try:
+        return _describe(f)
+    except SystemError:
+        return "lambda: <source not parsed>"
+
+
+lambda_sources.lambda_description = _describe_or_plain
 _turns = defaultdict(itertools.count)  # per route: every route gets its every-third body
 
 
