@@ -53,6 +53,15 @@ def yoyo_url(database_url: str) -> str:
         raise MigrateError(
             f"DATABASE_URL must be a postgresql://user@host:port/dbname URL (got scheme {parts.scheme!r})"
         )
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    if "," in hosts:
+        # Multi-host (h1:p1,h2:p2, for failover): yoyo's URL parser takes one host, so the list goes
+        # to libpq as its `host` and `port` parameters, which accept comma-separated lists.
+        pairs = [h.rsplit(":", 1) if ":" in h else (h, "5432") for h in hosts.split(",")]
+        query = "&".join(q for q in (parts.query, "host=" + ",".join(h for h, _ in pairs),
+                                     "port=" + ",".join(p for _, p in pairs)) if q)
+        netloc = f"{userinfo}@" if userinfo else ""
+        return f"postgresql+psycopg://{netloc}{parts.path}?{query}"
     return "postgresql+psycopg" + database_url[len(parts.scheme):]
 
 
