@@ -28,6 +28,9 @@ import time
 from collections import OrderedDict
 from typing import Awaitable, Callable
 
+from .cache_fence import FLUSH_ALL, invalidate_through_failover, pass_fence
+from .redis_connect import CLUSTER, PLAIN, connect, hash_tagged, parse_redis_url, slot_master
+
 log = logging.getLogger("service.cache")
 
 NOT_FOUND = b""  # cached marker for "the database has no such row"
@@ -172,11 +175,10 @@ class RedisBackend:
 
     name = "redis"
 
-    def __init__(self, url: str, prefix: str, timeout: float):
-        import redis.asyncio as redis
-
-        self.client = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False,
+    def __init__(self, url: str, prefix: str, timeout: float, cluster: bool = False):
+        self.target = parse_redis_url(url, cluster)  # plain, Sentinel or Cluster: see redis_connect
+        self.client = connect(
+            self.target, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False,
             health_check_interval=0,
         )
         self.prefix = prefix
@@ -234,13 +236,15 @@ class NearCache:
     RESUBSCRIBE_AFTER = 1.0
 
     def __init__(self, backend: "RedisBackend", url: str, max_entries: int, ttl: float, timeout: float):
-        import redis.asyncio as redis
-
         self.backend = backend
         self.memory = MemoryBackend(max_entries)
         self.ttl = ttl
         # Its own connection, without the short socket timeout: a subscriber waits idle between messages.
-        self.client = redis.Redis.from_url(url, socket_connect_timeout=timeout, health_check_interval=5)
+        # With Sentinel or Cluster it is the connection to the cache slot's master, and the cache is used
+        # only while it is up and past the failover fence (service/cache_fence.py).
+        self.fenced = backend.target.mode != PLAIN
+        self.client = None if backend.target.mode == CLUSTER else connect(
+            backend.target, socket_connect_timeout=timeout, health_check_interval=5)
         self.timeout = timeout
         self.ready = False
         self._closing = False
@@ -253,15 +257,25 @@ class NearCache:
         # get_message with a timeout, not listen(): redis-py's blocking read can swallow a cancellation,
         # so the loop also checks `_closing` at least once a second.
         while not self._closing:
-            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            pubsub = None
             try:
+                if self.backend.target.mode == CLUSTER:  # the slot's master may have moved: look again
+                    await self._close_client()
+                    self.client = await slot_master(self.backend.target, self.backend.epoch_key,
+                                                    socket_connect_timeout=self.timeout, health_check_interval=5)
+                pubsub = self.client.pubsub(ignore_subscribe_messages=True)
                 await pubsub.subscribe(self.backend.channel)
+                if self.fenced:
+                    await pass_fence(self.client, self.backend.prefix, self.backend.epoch_key, self.backend.channel)
                 self.memory.clear()
                 self.ready = True
                 while not self._closing:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None and message["type"] == "message":
-                        self.memory.invalidate_now(self.backend.dropped_keys(message["data"]))
+                        if message["data"] == FLUSH_ALL:
+                            self.memory.clear()
+                        else:
+                            self.memory.invalidate_now(self.backend.dropped_keys(message["data"]))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -273,7 +287,8 @@ class NearCache:
                 # Bounded: a Redis that is paused (not gone) would never answer the UNSUBSCRIBE.
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     async with asyncio.timeout(self.timeout):
-                        await pubsub.aclose()
+                        if pubsub is not None:
+                            await pubsub.aclose()
             if not self._closing:
                 await asyncio.sleep(self.RESUBSCRIBE_AFTER)
 
@@ -294,9 +309,13 @@ class NearCache:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError, Exception):
                 await asyncio.wait_for(self._task, 2 * self.RESUBSCRIBE_AFTER + 1)
+        await self._close_client()
+
+    async def _close_client(self) -> None:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(self.timeout):
-                await self.client.aclose()
+                if self.client is not None:
+                    await self.client.aclose()
 
 
 class Cache:
@@ -330,6 +349,9 @@ class Cache:
             value, _, _ = await loader()
             return value
         near = self.near
+        if near is not None and near.fenced and not near.ready:
+            value, _, _ = await loader()  # Sentinel/Cluster: Redis not trusted until past the fence
+            return value
         if near is not None:
             cached = near.get(key)
             if cached is not None:
@@ -385,6 +407,7 @@ class Cache:
         return value, False
 
     not_found_ttl: float = 5.0
+    failover_wait: float = 10.0  # Sentinel/Cluster: seconds a write waits for its invalidation to land
 
     # ---- writes -------------------------------------------------------------------------------------
 
@@ -400,6 +423,8 @@ class Cache:
             if tags:
                 self.near.memory.clear()  # which keys a tag covers is known in Redis only
         ok = await self._call(self.backend.invalidate(keys, tags), None, ok=True)
+        if ok is not True and self.near is not None and self.near.fenced:
+            ok = await invalidate_through_failover(self, keys, tags, self.failover_wait)
         if ok is not True:
             self._remember(keys, tags)
 
@@ -463,12 +488,15 @@ def create_cache(settings, prefix: str = "aw:") -> Cache:
     """Call cache.start() from inside the event loop (the near cache's subscriber is a task)."""
     near = None
     if settings.redis_url:
-        backend = RedisBackend(settings.redis_url, prefix, settings.redis_timeout)
-        if settings.cache_near_ttl > 0:
+        cluster = parse_redis_url(settings.redis_url, settings.redis_cluster).mode == CLUSTER
+        backend = RedisBackend(settings.redis_url, hash_tagged(prefix) if cluster else prefix,
+                               settings.redis_timeout, cluster)
+        if settings.cache_near_ttl > 0 or backend.target.mode != PLAIN:  # HA modes need its fence
             near = NearCache(backend, settings.redis_url, settings.cache_max_entries, settings.cache_near_ttl,
                              settings.redis_timeout)
     else:
         backend = MemoryBackend(settings.cache_max_entries)
     cache = Cache(backend, settings.redis_timeout, near)
     cache.not_found_ttl = settings.cache_ttl_not_found
+    cache.failover_wait = settings.redis_failover_wait
     return cache

@@ -54,6 +54,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     migrate_lock_timeout: int = 600
 
+    # beyond one machine
+    redis_cluster: bool = False  # REDIS_URL is a Redis Cluster node (same as a redis+cluster:// URL)
+    redis_failover_wait: float = 10.0  # Sentinel/Cluster: seconds a write waits for its invalidation
+
     @property
     def is_production(self) -> bool:
         return self.environment.lower() in ("production", "prod")
