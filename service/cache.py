@@ -29,7 +29,9 @@ from collections import OrderedDict
 from typing import Awaitable, Callable
 
 from .cache_fence import FLUSH_ALL, invalidate_through_failover, pass_fence
-from .redis_connect import CLUSTER, PLAIN, connect, hash_tagged, parse_redis_url, slot_master
+from .invalidation_subscriber import Subscription, master_address
+from .redis_connect import (CLUSTER, PLAIN, connect, hash_tagged, parse_redis_url, slot_master,
+                            subscriber_options)
 
 log = logging.getLogger("service.cache")
 
@@ -244,7 +246,7 @@ class NearCache:
         # only while it is up and past the failover fence (service/cache_fence.py).
         self.fenced = backend.target.mode != PLAIN
         self.client = None if backend.target.mode == CLUSTER else connect(
-            backend.target, socket_connect_timeout=timeout, health_check_interval=5)
+            backend.target, **subscriber_options(timeout))
         self.timeout = timeout
         self.ready = False
         self._closing = False
@@ -254,28 +256,22 @@ class NearCache:
         self._task = asyncio.create_task(self._listen())
 
     async def _listen(self) -> None:
-        # get_message with a timeout, not listen(): redis-py's blocking read can swallow a cancellation,
-        # so the loop also checks `_closing` at least once a second.
+        # The subscription applies each message as its bytes arrive (invalidation_subscriber.py); this
+        # loop only (re)connects, and checks `_closing` at least once a second.
         while not self._closing:
-            pubsub = None
+            subscription = None
             try:
                 if self.backend.target.mode == CLUSTER:  # the slot's master may have moved: look again
                     await self._close_client()
                     self.client = await slot_master(self.backend.target, self.backend.epoch_key,
-                                                    socket_connect_timeout=self.timeout, health_check_interval=5)
-                pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-                await pubsub.subscribe(self.backend.channel)
+                                                    **subscriber_options(self.timeout))
+                subscription = await Subscription.open(await master_address(self.client), self.backend.channel,
+                                                       self._on_message, self.timeout)
                 if self.fenced:
                     await pass_fence(self.client, self.backend.prefix, self.backend.epoch_key, self.backend.channel)
                 self.memory.clear()
                 self.ready = True
-                while not self._closing:
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is not None and message["type"] == "message":
-                        if message["data"] == FLUSH_ALL:
-                            self.memory.clear()
-                        else:
-                            self.memory.invalidate_now(self.backend.dropped_keys(message["data"]))
+                await subscription.wait_lost(lambda: self._closing)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -284,13 +280,16 @@ class NearCache:
             finally:
                 self.ready = False
                 self.memory.clear()
-                # Bounded: a Redis that is paused (not gone) would never answer the UNSUBSCRIBE.
-                with contextlib.suppress(Exception, asyncio.CancelledError):
-                    async with asyncio.timeout(self.timeout):
-                        if pubsub is not None:
-                            await pubsub.aclose()
+                if subscription is not None:
+                    subscription.close()
             if not self._closing:
                 await asyncio.sleep(self.RESUBSCRIBE_AFTER)
+
+    def _on_message(self, data: bytes) -> None:
+        if data == FLUSH_ALL:
+            self.memory.clear()
+        else:
+            self.memory.invalidate_now(self.backend.dropped_keys(data))
 
     def get(self, key: str) -> bytes | None:
         return self.memory.get_now(key) if self.ready else None

@@ -106,3 +106,15 @@ async def slot_master(target: RedisTarget, key: str, **options):
         return redis.Redis(host=node.host, port=node.port, password=target.password,
                            username=target.username, **options)
     return connect(target, **options)
+
+
+def subscriber_options(connect_timeout: float) -> dict:
+    """Options of the cache's subscriber connection. No socket timeout (it waits idle between
+    messages) and NO automatic retry: redis-py's pub/sub would otherwise reconnect and resubscribe by
+    itself, silently, after a Redis restart or failover, and the near cache would keep copies that
+    missed the invalidations published meanwhile. The cache's own loop reconnects instead, empties the
+    near cache and passes the failover fence first."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    return dict(socket_connect_timeout=connect_timeout, health_check_interval=5, retry=Retry(NoBackoff(), 0))

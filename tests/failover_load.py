@@ -50,6 +50,9 @@ class Load:
     events: list[tuple[float, str, str]] = field(default_factory=list)  # (time, kind, outcome)
     dead: set[str] = field(default_factory=set)  # bases killed on purpose: connection errors expected
     stale_reads: int = 0
+    started: float = 0.0
+    event_started: float = 0.0
+    event_ended: float = 0.0
     _stop: bool = False
 
     def _record(self, kind: str, outcome: str) -> None:
@@ -125,7 +128,9 @@ class Load:
                 reader, "read", lambda: http.get(f"{reader}/v1/users/{user['id']}", headers=READ))
             if status == 200 and seen["name"] != name:
                 self.stale_reads += 1
-                self.unexpected.append(f"stale read on {reader}: {seen['name']} after {name} was acknowledged")
+                self.unexpected.append(f"stale read on {reader}: {seen['name']} after {name} was acknowledged "
+                                       f"(at {time.monotonic() - self.started:.2f} s; event at "
+                                       f"{self.event_started - self.started:.2f}-{self.event_ended - self.started:.2f} s)")
 
     async def reader(self, http: aiohttp.ClientSession) -> None:
         while not self._stop:
@@ -147,9 +152,12 @@ class Load:
             tasks = [asyncio.create_task(self.creator(http, i)) for i in range(creators)]
             tasks += [asyncio.create_task(self.renamer(http, i)) for i in range(renamers)]
             tasks += [asyncio.create_task(self.reader(http)) for _ in range(readers)]
+            self.started = self.event_started = self.event_ended = time.monotonic()
             try:
                 await asyncio.sleep(warmup)
+                self.event_started = time.monotonic()
                 await event()
+                self.event_ended = time.monotonic()
                 await asyncio.sleep(settle)
             finally:
                 self._stop = True
