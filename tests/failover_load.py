@@ -48,6 +48,7 @@ class Load:
     acknowledged: dict[str, dict] = field(default_factory=dict)  # email -> the 201 answer's user
     unexpected: list[str] = field(default_factory=list)
     events: list[tuple[float, str, str]] = field(default_factory=list)  # (time, kind, outcome)
+    slowest_write: float = 0.0  # seconds, of an acknowledged write (a Redis failover delays them)
     dead: set[str] = field(default_factory=set)  # bases killed on purpose: connection errors expected
     stale_reads: int = 0
     started: float = 0.0
@@ -59,6 +60,7 @@ class Load:
         self.events.append((time.monotonic(), kind, outcome))
 
     async def _classify(self, base: str, kind: str, call) -> tuple[int | None, object]:
+        started = time.monotonic()
         try:
             async with call() as r:
                 body = await r.json(content_type=None) if r.status != 204 else None
@@ -71,6 +73,8 @@ class Load:
                     self._record(kind, "error")
                 else:
                     self._record(kind, "ok")
+                    if kind != "read":
+                        self.slowest_write = max(self.slowest_write, time.monotonic() - started)
                 return r.status, body
         except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
             if base not in self.dead:
@@ -170,13 +174,14 @@ class Load:
         failures = [t for t, kind, outcome in self.events if kind != "read" and outcome != "ok"]
         if not failures:
             return {"refused_seconds": 0.0, "refused": 0, "served_during": 0,
-                    "acknowledged": len(self.acknowledged), "stale_reads": self.stale_reads}
+                    "acknowledged": len(self.acknowledged), "stale_reads": self.stale_reads,
+                    "slowest_write_seconds": round(self.slowest_write, 2)}
         start, end = min(failures), max(failures)
         served = sum(1 for t, _, outcome in self.events if start <= t <= end and outcome == "ok")
         return {"refused_seconds": round(end - start, 2),
                 "refused": sum(1 for _, _, o in self.events if o in ("503", "connection")),
                 "served_during": served, "acknowledged": len(self.acknowledged),
-                "stale_reads": self.stale_reads}
+                "stale_reads": self.stale_reads, "slowest_write_seconds": round(self.slowest_write, 2)}
 
     async def check_persisted(self, database_url: str) -> None:
         """Every acknowledged user is in `database_url` as answered, with its subscription and natal
