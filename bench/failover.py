@@ -33,7 +33,7 @@ def main(runs: int) -> int:
         for run in range(runs):
             result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS],
                                     cwd=ROOT, env={**os.environ, "AW_FAILOVER_REPORT": str(report),
-                                                   "AW_REQUIRE_TOOLS": "1"})
+                                                   "AW_REQUIRE_TOOLS": "1"}, check=False)
             if result.returncode != 0:
                 print(f"run {run + 1}: the failover tests failed; no figures", file=sys.stderr)
                 return 1
@@ -44,12 +44,16 @@ def main(runs: int) -> int:
     print("| scenario | runs | writes refused (s) | refused requests | served during the refusals | "
           "slowest acknowledged write (s) | acknowledged | acknowledged lost | stale reads |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    def span(entries, field):
+        values = sorted(e[field] for e in entries)
+        return f"{values[0]}" if len(values) == 1 else f"{values[0]}–{values[-1]}"
+
     for scenario, entries in rows.items():
-        def span(field):
-            values = sorted(e[field] for e in entries)
-            return f"{values[0]}" if len(values) == 1 else f"{values[0]}–{values[-1]}"
-        print(f"| {scenario} | {len(entries)} | {span('refused_seconds')} | {span('refused')} | "
-              f"{span('served_during')} | {span('slowest_write_seconds')} | {span('acknowledged')} | 0 | {sum(e['stale_reads'] for e in entries)} |")
+        cells = [span(entries, f) for f in ("refused_seconds", "refused", "served_during", "slowest_write_seconds",
+                                            "acknowledged")]
+        stale = sum(e["stale_reads"] for e in entries)
+        # Acknowledged writes lost: 0, or the run failed above (the tests assert it).
+        print(f"| {scenario} | {len(entries)} | {' | '.join(cells)} | 0 | {stale} |")
     return 0
 
 

@@ -36,6 +36,7 @@ from .redis_connect import (CLUSTER, PLAIN, connect, hash_tagged, parse_redis_ur
 log = logging.getLogger("service.cache")
 
 NOT_FOUND = b""  # cached marker for "the database has no such row"
+_FAILED = object()  # a backend call that did not succeed
 
 Loader = Callable[[], Awaitable[tuple[bytes | None, float | None, tuple[str, ...]]]]
 """Returns (encoded value or None when not found, TTL cap in seconds or None, tags of the entry)."""
@@ -108,8 +109,9 @@ class MemoryBackend:
             self._drop(next(iter(self.entries)))
         return True
 
-    async def invalidate(self, keys: tuple[str, ...], tags: tuple[str, ...]) -> None:
+    async def invalidate(self, keys: tuple[str, ...], tags: tuple[str, ...], token: str | None = None) -> int:
         self.invalidate_now(keys, tags)
+        return 0
 
     def invalidate_now(self, keys, tags=()) -> None:
         self.epoch += 1
@@ -146,7 +148,8 @@ end
 return 1
 """
 # KEYS[1] = epoch key, then the plain keys, then tag sets; ARGV = number of plain keys, new epoch token,
-# channel. Every entry key dropped is published on the channel, for the instances' near caches.
+# channel. Every entry key dropped is published on the channel, for the instances' near caches, after
+# the epoch token (the writer waits for its own message: see Cache.invalidate). Returns how many.
 _INVALIDATE = """
 redis.call('SET', KEYS[1], ARGV[2])
 local n = tonumber(ARGV[1])
@@ -163,8 +166,8 @@ for i = n + 2, #KEYS do
   end
   redis.call('DEL', KEYS[i])
 end
-if #dropped > 0 then redis.call('PUBLISH', ARGV[3], table.concat(dropped, '\\n')) end
-return 1
+if #dropped > 0 then redis.call('PUBLISH', ARGV[3], ARGV[2] .. '\\n' .. table.concat(dropped, '\\n')) end
+return #dropped
 """
 _EXPIRY = struct.Struct(">d")  # each Redis value starts with its expiry (unix time), for near copies
 
@@ -204,18 +207,19 @@ class RedisBackend:
         stored = _EXPIRY.pack(time.time() + ttl) + value
         return bool(await self._fill(keys=keys, args=[epoch, stored, max(1, int(ttl * 1000))]))
 
-    async def invalidate(self, keys: tuple[str, ...], tags: tuple[str, ...]) -> None:
+    async def invalidate(self, keys: tuple[str, ...], tags: tuple[str, ...], token: str | None = None) -> int:
         names = [self.epoch_key, *(self.prefix + "k:" + k for k in keys), *(self.prefix + "t:" + t for t in tags)]
-        await self._invalidate(keys=names, args=[len(keys), os.urandom(12).hex(), self.channel])
+        return await self._invalidate(keys=names, args=[len(keys), token or os.urandom(12).hex(), self.channel])
 
     @property
     def channel(self) -> str:
         return self.prefix + "invalidated"
 
     def dropped_keys(self, message: bytes) -> list[str]:
-        """The cache keys named in an invalidation message (Redis names, prefix removed)."""
+        """The cache keys named in an invalidation message (Redis names, prefix removed); the first
+        line is the invalidation's token."""
         start = len(self.prefix) + 2  # "<prefix>k:"
-        return [name[start:] for name in message.decode().split("\n") if name]
+        return [name[start:] for name in message.decode().split("\n")[1:] if name]
 
     async def ping(self) -> bool:
         return bool(await self.client.ping())
@@ -249,6 +253,8 @@ class NearCache:
             backend.target, **subscriber_options(timeout))
         self.timeout = timeout
         self.ready = False
+        self.subscription = None  # the current one (its peer is the master it listens to)
+        self._awaited: dict[str, asyncio.Future] = {}  # invalidation token -> its writer, waiting
         self._closing = False
         self._task: asyncio.Task | None = None
 
@@ -267,6 +273,7 @@ class NearCache:
                                                     **subscriber_options(self.timeout))
                 subscription = await Subscription.open(await master_address(self.client), self.backend.channel,
                                                        self._on_message, self.timeout)
+                self.subscription = subscription
                 if self.fenced:
                     await pass_fence(self.client, self.backend.prefix, self.backend.epoch_key, self.backend.channel)
                 self.memory.clear()
@@ -288,8 +295,33 @@ class NearCache:
     def _on_message(self, data: bytes) -> None:
         if data == FLUSH_ALL:
             self.memory.clear()
-        else:
-            self.memory.invalidate_now(self.backend.dropped_keys(data))
+            return
+        self.memory.invalidate_now(self.backend.dropped_keys(data))
+        waiter = self._awaited.get(data[:data.find(b"\n")].decode())
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def expect(self, token: str) -> None:
+        self._awaited[token] = asyncio.get_running_loop().create_future()
+
+    def forget(self, token: str) -> None:
+        self._awaited.pop(token, None)
+
+    async def delivered(self, token: str, timeout: float) -> None:
+        """Until this instance's subscriber has received the invalidation `token` (at most `timeout`).
+
+        Redis delivers a PUBLISH to its subscribers measurably later than the publishing script's reply
+        (~0.5 ms on loopback): answering the write at once let a client read the old copy from another
+        instance's near cache. Every subscriber gets the message in the same pass, so once ours has it,
+        the others' sockets have it too, and their subscribers apply it before any later request."""
+        waiter = self._awaited.get(token)
+        if not self.ready or waiter is None:
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter
+        except TimeoutError:
+            log.warning("cache invalidation not heard back on the channel within %.2f s", timeout)
 
     def get(self, key: str) -> bytes | None:
         return self.memory.get_now(key) if self.ready else None
@@ -421,11 +453,23 @@ class Cache:
             self.near.drop(keys)  # this instance at once; tags and other instances through the channel
             if tags:
                 self.near.memory.clear()  # which keys a tag covers is known in Redis only
-        ok = await self._call(self.backend.invalidate(keys, tags), None, ok=True)
-        if ok is not True and self.near is not None and self.near.fenced:
-            ok = await invalidate_through_failover(self, keys, tags, self.failover_wait)
-        if ok is not True:
-            self._remember(keys, tags)
+        token = os.urandom(12).hex()
+        if self.near is not None:
+            self.near.expect(token)  # before sending: the message may come back before the reply
+        try:
+            # The token only matters with a near cache (Redis): then the message carries it.
+            sent = self.backend.invalidate(keys, tags, token) if self.near is not None else \
+                self.backend.invalidate(keys, tags)
+            dropped = await self._call(sent, _FAILED)
+            if dropped is _FAILED and self.near is not None and self.near.fenced:
+                dropped = await invalidate_through_failover(self, keys, tags, token, self.failover_wait, _FAILED)
+            if dropped is _FAILED:
+                self._remember(keys, tags)
+            elif dropped and self.near is not None:  # keys dropped: near copies may exist elsewhere
+                await self.near.delivered(token, self.timeout * 2)
+        finally:
+            if self.near is not None:
+                self.near.forget(token)
 
     def _remember(self, keys, tags) -> None:
         if len(self._pending) < self.MAX_PENDING_INVALIDATIONS:

@@ -55,23 +55,24 @@ async def pass_fence(client, prefix: str, epoch_key: str, channel: str) -> bool:
     return True
 
 
-async def invalidate_through_failover(cache, keys: tuple[str, ...], tags: tuple[str, ...], wait: float) -> bool:
+async def invalidate_through_failover(cache, keys: tuple[str, ...], tags: tuple[str, ...], token: str,
+                                      wait: float, failed: object = None):
     """Sentinel/Cluster: an invalidation that failed is retried until it lands (on the new master
     after a failover), for up to `wait` seconds, before the write is answered.
 
     Answering first and sending it later is not enough here: meanwhile another instance, already past
     the fence on the new master, may read the old row and fill it (its epoch check passes, since the
     invalidation that would change the epoch has not arrived), and serve it after our answer. The
-    write's answer is delayed by the failover instead. True when the invalidation was applied."""
+    write's answer is delayed by the failover instead. Returns the script's answer (the number of keys
+    dropped) once applied, `cache`'s failure marker when not."""
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         try:
             async with asyncio.timeout(cache.timeout * 4):
                 if cache._pending:
                     await cache._flush_pending()
-                await cache.backend.invalidate(keys, tags)
-            return True
+                return await cache.backend.invalidate(keys, tags, token)
         except Exception:
             await asyncio.sleep(0.1)
     log.error("cache invalidation not applied within %.0f s of a Redis failure", wait)
-    return False
+    return failed

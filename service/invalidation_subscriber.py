@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable
+from collections.abc import Callable
 
 PING_EVERY = 5.0  # seconds; a subscriber that hears nothing for two periods is considered lost
 
@@ -120,7 +120,7 @@ class Subscription:
 
     @classmethod
     async def open(cls, address: dict, channel: str, on_message: Callable[[bytes], None],
-                   timeout: float) -> "Subscription":
+                   timeout: float) -> Subscription:
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(timeout):
             if address.get("path"):
@@ -148,7 +148,7 @@ class Subscription:
             try:
                 error = await asyncio.wait_for(asyncio.shield(self.protocol.closed), 1.0)
                 raise error if isinstance(error, BaseException) else ConnectionError(str(error))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             now = time.monotonic()
             if now - self.protocol.last_heard > 2 * PING_EVERY:

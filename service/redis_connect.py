@@ -45,7 +45,7 @@ def parse_redis_url(url: str, cluster: bool = False) -> RedisTarget:
         nodes.append((name, int(port) if port else (26379 if scheme == "redis+sentinel" else 6379)))
     if not nodes:
         raise ValueError("REDIS_URL names no host")
-    common = dict(nodes=tuple(nodes), password=unquote(password) or None, username=unquote(username) or None)
+    common = {"nodes": tuple(nodes), "password": unquote(password) or None, "username": unquote(username) or None}
     if scheme == "redis+sentinel":
         path = [p for p in parts.path.split("/") if p]
         if not path:
@@ -71,7 +71,7 @@ def connect(target: RedisTarget, **options):
 
     if target.mode == PLAIN:
         return redis.Redis.from_url(target.url, **options)
-    auth = dict(password=target.password, username=target.username)
+    auth = {"password": target.password, "username": target.username}
     if target.mode == SENTINEL:
         from redis.asyncio.sentinel import Sentinel
 
@@ -117,4 +117,4 @@ def subscriber_options(connect_timeout: float) -> dict:
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
-    return dict(socket_connect_timeout=connect_timeout, health_check_interval=5, retry=Retry(NoBackoff(), 0))
+    return {"socket_connect_timeout": connect_timeout, "health_check_interval": 5, "retry": Retry(NoBackoff(), 0)}

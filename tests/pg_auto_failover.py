@@ -56,16 +56,16 @@ class Formation:
                               timeout=timeout, check=check)
 
     def _keeper(self, name: str) -> None:
-        log = open(self.base / f"{name}.log", "ab")
-        self.keepers[name] = subprocess.Popen(
-            self._cmd("run", "--pgdata", str(self.base / name)), env=self.env, stdout=log, stderr=log,
-            start_new_session=True)
+        with open(self.base / f"{name}.log", "ab") as log:  # the child keeps its own descriptor
+            self.keepers[name] = subprocess.Popen(
+                self._cmd("run", "--pgdata", str(self.base / name)), env=self.env, stdout=log, stderr=log,
+                start_new_session=True)
 
     @property
     def monitor_url(self) -> str:
         return f"postgres://autoctl_node@127.0.0.1:{self.monitor_port}/pg_auto_failover?sslmode=disable"
 
-    def start(self, dbname: str = "app") -> "Formation":
+    def start(self, dbname: str = "app") -> Formation:
         pgctl = str(bin_dir() / "pg_ctl")
         self.autoctl("create", "monitor", "--pgdata", str(self.base / "monitor"), "--pgport",
                      str(self.monitor_port), "--pgctl", pgctl, "--hostname", "127.0.0.1", "--auth", "trust",

@@ -25,9 +25,9 @@ class _Processes:
         self.processes: dict[int, subprocess.Popen] = {}
 
     def _start(self, port: int, *args: str) -> None:
-        log = open(self.base / f"{port}.log", "ab")
-        self.processes[port] = subprocess.Popen([redis_server_binary(), *args], cwd=self.base, stdout=log,
-                                                stderr=log)
+        with open(self.base / f"{port}.log", "ab") as log:  # the child keeps its own descriptor
+            self.processes[port] = subprocess.Popen([redis_server_binary(), *args], cwd=self.base, stdout=log,
+                                                    stderr=log)
 
     def client(self, port: int) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=port, socket_timeout=2, socket_connect_timeout=1)
@@ -63,7 +63,7 @@ class _Processes:
 class SentinelSetup(_Processes):
     NAME = "awmaster"
 
-    def start(self) -> "SentinelSetup":
+    def start(self) -> SentinelSetup:
         self.master, self.replica = free_port(), free_port()
         self._start(self.master, "--port", str(self.master), *_COMMON)
         self._start(self.replica, "--port", str(self.replica), "--replicaof", "127.0.0.1", str(self.master),
@@ -87,7 +87,7 @@ class SentinelSetup(_Processes):
         return self
 
     def master_port(self) -> int:
-        host, port = self.client(self.sentinels[0]).execute_command(
+        _, port = self.client(self.sentinels[0]).execute_command(
             "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.NAME)
         return int(port)
 
@@ -136,7 +136,7 @@ def _cluster_port() -> int:
 
 
 class ClusterSetup(_Processes):
-    def start(self) -> "ClusterSetup":
+    def start(self) -> ClusterSetup:
         self.ports = [_cluster_port() for _ in range(6)]
         for port in self.ports:
             self._start_node(port)
