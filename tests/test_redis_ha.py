@@ -20,22 +20,21 @@ from tests.redis_ha import ClusterSetup, SentinelSetup
 from tests.test_pg_failover import report
 
 
-@pytest.fixture(scope="module")
-def sentinel():
-    setup = SentinelSetup()
+def _running(setup):
     try:
         yield setup.start()
     finally:
         setup.stop()
+
+
+@pytest.fixture(scope="module")
+def sentinel():
+    yield from _running(SentinelSetup())
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    setup = ClusterSetup()
-    try:
-        yield setup.start()
-    finally:
-        setup.stop()
+    yield from _running(ClusterSetup())
 
 
 async def two_instances(database_url, redis_url):
