@@ -14,6 +14,7 @@ import redis
 
 from tests.pg_cluster import free_port
 from tests.redis_server import redis_server_binary
+from tests.tools import require_tool
 
 _COMMON = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--repl-diskless-sync", "yes",
            "--repl-diskless-sync-delay", "0"]
@@ -141,7 +142,7 @@ class ClusterSetup(_Processes):
         for port in self.ports:
             self._start_node(port)
         self._wait(lambda: all(self.client(p).ping() for p in self.ports), "cluster nodes up")
-        subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
+        subprocess.run([require_tool("redis-cli"), "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
                         "--cluster-replicas", "1", "--cluster-yes"], check=True, capture_output=True, timeout=60)
         self._wait(lambda: all("cluster_state:ok" in self.client(p).execute_command("CLUSTER", "INFO").decode()
                                for p in self.ports), "cluster state ok")

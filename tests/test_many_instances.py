@@ -3,23 +3,39 @@ a rename answered by one instance is what the others read at once (their near ca
 through Redis pub/sub), and killing one instance with SIGKILL under load loses nothing acknowledged."""
 
 import asyncio
+import os
 import signal
 import subprocess
+import sys
 import uuid
 
 import pytest
 
 from tests.conftest import READ_TOKEN, REDIS_PREFIX_ROOT, WRITE_TOKEN
 from tests.failover_load import Load
-from tests.test_deploy import start_service, wait_healthy
+from tests.pg_cluster import free_port
+from tests.test_deploy import ROOT, wait_healthy
 from tests.test_pg_failover import report
 
 
-async def test_three_instances_agree_and_survive_a_sigkill(migrated_database_url, redis_url):
+def start_instance(database_url, redis_url, log_file, **env):
+    """`python -m service serve` on a free port, its logs to a file (a pipe nobody reads fills up under
+    load and then blocks the process: test_deploy's start_service is for short tests)."""
+    port = free_port()
+    tokens = f"writer:{WRITE_TOKEN}:write,reader:{READ_TOKEN}:read"
+    with open(log_file, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service", "serve", "--port", str(port)], cwd=ROOT, stdout=log, stderr=log,
+            env={**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "BCRYPT_ROUNDS": "4",
+                 "SWEEP_INTERVAL_SECONDS": "0", "SERVICE_TOKENS": tokens, **env})
+    return process, f"http://127.0.0.1:{port}"
+
+
+async def test_three_instances_agree_and_survive_a_sigkill(migrated_database_url, redis_url, tmp_path):
     prefix = f"{REDIS_PREFIX_ROOT}{uuid.uuid4().hex[:8]}:"
-    instances = [start_service(migrated_database_url, redis_url, CACHE_PREFIX=prefix, RETRY_AFTER_SECONDS="1",
-                               POOL_MAX_SIZE="4",
-                               SERVICE_TOKENS=f"writer:{WRITE_TOKEN}:write,reader:{READ_TOKEN}:read") for _ in range(3)]
+    instances = [start_instance(migrated_database_url, redis_url, tmp_path / f"instance-{i}.log",
+                                CACHE_PREFIX=prefix, RETRY_AFTER_SECONDS="1", POOL_MAX_SIZE="4")
+                 for i in range(3)]
     try:
         for process, base in instances:
             await wait_healthy(base, process)
