@@ -50,6 +50,8 @@ class Load:
     events: list[tuple[float, str, str]] = field(default_factory=list)  # (time, kind, outcome)
     slowest_write: float = 0.0  # seconds, of an acknowledged write (a Redis failover delays them)
     dead: set[str] = field(default_factory=set)  # bases killed on purpose: connection errors expected
+    # Reads from a standby (DATABASE_READ_URL) may lag: a just-created user may not be there yet (404).
+    reads_may_lag: bool = False
     stale_reads: int = 0
     started: float = 0.0
     event_started: float = 0.0
@@ -70,6 +72,8 @@ class Load:
                     if not r.headers.get("Retry-After"):
                         self.unexpected.append(f"{kind}: 503 without Retry-After")
                     self._record(kind, "503")
+                elif kind == "read" and r.status == 404 and self.reads_may_lag:
+                    self._record(kind, "lag")
                 elif r.status >= 500 or r.status not in (200, 201):
                     self.unexpected.append(f"{kind}: {r.status} {body}")
                     self._record(kind, "error")

@@ -56,7 +56,7 @@ async def test_writes_survive_a_planned_failover_and_a_killed_primary(formation)
     runner, base = await serve_app(settings)
     try:
         # 1. Planned: the monitor demotes node1 and promotes node2.
-        planned = Load([base])
+        planned = Load([base], reads_may_lag=True)
         await planned.run_while(lambda: asyncio.to_thread(formation.perform_failover), renamers=0)
         await asyncio.to_thread(formation.wait_states, {"node1": "secondary", "node2": "primary"})
         assert not planned.unexpected, planned.unexpected[:5]
@@ -70,7 +70,7 @@ async def test_writes_survive_a_planned_failover_and_a_killed_primary(formation)
             await asyncio.to_thread(formation.wait_states, {"node1": "wait_primary"})
             await wait_writable(base)
 
-        killed = Load([base])
+        killed = Load([base], reads_may_lag=True)
         await killed.run_while(kill_primary, renamers=0)
         assert not killed.unexpected, killed.unexpected[:5]
         figures = killed.figures()
