@@ -172,17 +172,20 @@ class Load:
 
     def figures(self) -> dict:
         """Seconds during which writes were refused, and what was served meanwhile."""
+        during = sum(1 for t, _, o in self.events if self.event_started <= t <= self.event_ended and o == "ok")
         failures = [t for t, kind, outcome in self.events if kind != "read" and outcome != "ok"]
         if not failures:
             return {"refused_seconds": 0.0, "refused": 0, "served_during": 0,
                     "acknowledged": len(self.acknowledged), "stale_reads": self.stale_reads,
-                    "slowest_write_seconds": round(self.slowest_write, 2)}
+                    "slowest_write_seconds": round(self.slowest_write, 2), "served_during_event": during,
+                    "event_seconds": round(self.event_ended - self.event_started, 2)}
         start, end = min(failures), max(failures)
         served = sum(1 for t, _, outcome in self.events if start <= t <= end and outcome == "ok")
         return {"refused_seconds": round(end - start, 2),
                 "refused": sum(1 for _, _, o in self.events if o in ("503", "connection")),
                 "served_during": served, "acknowledged": len(self.acknowledged),
-                "stale_reads": self.stale_reads, "slowest_write_seconds": round(self.slowest_write, 2)}
+                "stale_reads": self.stale_reads, "slowest_write_seconds": round(self.slowest_write, 2),
+                "served_during_event": during, "event_seconds": round(self.event_ended - self.event_started, 2)}
 
     async def check_persisted(self, database_url: str) -> None:
         """Every acknowledged user is in `database_url` as answered, with its subscription and natal
