@@ -72,11 +72,12 @@ class SentinelSetup(_Processes):
         self.sentinels = [free_port() for _ in range(3)]
         for port in self.sentinels:
             config = self.base / f"sentinel-{port}.conf"
+            # failover-timeout also spaces failovers of one master (twice it): the test does two.
             config.write_text(
                 f"port {port}\nbind 127.0.0.1\n"
                 f"sentinel monitor {self.NAME} 127.0.0.1 {self.master} 2\n"
                 f"sentinel down-after-milliseconds {self.NAME} 1000\n"
-                f"sentinel failover-timeout {self.NAME} 4000\n")
+                f"sentinel failover-timeout {self.NAME} 2000\n")
             self._start(port, str(config), "--sentinel")
         self._wait(lambda: self.client(self.replica).info("replication")["master_link_status"] == "up",
                    "replica in sync")
@@ -113,7 +114,7 @@ class SentinelSetup(_Processes):
             return True
         self._wait(known_by_all, "sentinels see the replica", 40)
 
-    def wait_master(self, port: int, timeout: float = 30) -> None:
+    def wait_master(self, port: int, timeout: float = 45) -> None:
         """Until every sentinel names `port` as the master and it says so itself."""
         self._wait(lambda: all(int(self.client(s).execute_command(
             "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.NAME)[1]) == port for s in self.sentinels)
