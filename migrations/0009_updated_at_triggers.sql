@@ -9,8 +9,9 @@
 -- No seed column changes; only a function and three triggers are added.
 -- depends: 0002_users 0006_subscriptions 0007_natal_data
 
--- Fail fast rather than queue behind a long transaction while blocking every query behind us.
-SET LOCAL lock_timeout = '10s';
+-- A short lock_timeout: while this waits for a lock, every session behind it waits too, so give up
+-- fast; `migrate` retries with backoff for up to MIGRATE_LOCK_WAIT and then names the blocker.
+SET LOCAL lock_timeout = '2s';
 
 SET LOCAL statement_timeout = '60s';
 

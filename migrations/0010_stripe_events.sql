@@ -6,8 +6,9 @@
 --     event applied, so an older event that arrives late changes nothing.
 -- depends: 0006_subscriptions
 
--- Fail fast rather than queue behind a long transaction while blocking every query behind us.
-SET LOCAL lock_timeout = '10s';
+-- A short lock_timeout: while this waits for a lock, every session behind it waits too, so give up
+-- fast; `migrate` retries with backoff for up to MIGRATE_LOCK_WAIT and then names the blocker.
+SET LOCAL lock_timeout = '2s';
 
 SET LOCAL statement_timeout = '60s';
 

@@ -6,7 +6,9 @@
 -- transactional: false
 -- depends: 0002_users
 
-SET lock_timeout = '10s';
+-- A short lock_timeout: while this waits for a lock, every session behind it waits too, so give up
+-- fast; `migrate` retries with backoff for up to MIGRATE_LOCK_WAIT and then names the blocker.
+SET lock_timeout = '2s';
 
 SET statement_timeout = '30min';
 

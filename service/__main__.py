@@ -2,8 +2,9 @@
 
   serve [--host H] [--port P] [--workers N]   run the HTTP service
   dev                                         migrate, then serve with a printed development token
-  migrate [apply|list|rollback|adopt|new|reset]
-  sweep | stripe-replay FILE | backup --out FILE | restore FILE
+  migrate [apply|status|rollback|adopt|new|reset|unlock]
+  sweep | stripe-replay [FILE | --stored OUTCOMES] | stripe-sync [--since DATE] | backup --out FILE | restore FILE
+  doctor [--json]                             check the deployment, one line per check
 """
 
 from __future__ import annotations
@@ -12,7 +13,15 @@ import argparse
 import sys
 
 from . import migrate as migrations
+from .migrate_cli import add_migrate_parser, run_migrate
 from .settings import SettingsError, load_settings
+from .tracing import TracingConfigError
+
+
+def port_number(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 1-65535, got {text}")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,62 +30,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve.add_argument("--port", type=port_number)
     serve.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
 
-    commands.add_parser("dev", help="development: migrate, then serve with a printed dev token")
-    commands.add_parser("sweep", help="delete expired chart cache rows in bounded batches")
-    replay = commands.add_parser("stripe-replay", help="apply exported Stripe events, one JSON per line")
-    replay.add_argument("file")
+    dev = commands.add_parser("dev", help="development: migrate, then serve with a printed dev token")
+    dev.add_argument("--host")
+    dev.add_argument("--port", type=port_number)
+    commands.add_parser("sweep", help="delete expired chart cache rows, sessions and sign-in tokens in bounded batches")
+    replay = commands.add_parser("stripe-replay", help="apply exported (one JSON per line) or stored Stripe events")
+    replay.add_argument("file", nargs="?")
+    replay.add_argument("--stored", metavar="OUTCOMES", help="re-apply stored events of these outcomes, e.g. pending,conflict")
+    sync = commands.add_parser("stripe-sync", help="backfill every subscription from Stripe's API (resumable)")
+    sync.add_argument("--since", help="only subscriptions created since this date (YYYY-MM-DD)")
+    sync.add_argument("--restart", action="store_true", help="start over instead of resuming")
     backup = commands.add_parser("backup", help="pg_dump the database (custom format)")
     backup.add_argument("--out", required=True)
     restore = commands.add_parser("restore", help="pg_restore a backup into an empty database")
     restore.add_argument("file")
+    restore.add_argument("--no-privileges", action="store_true", help="leave the dump's grants out")
 
-    migrate = commands.add_parser("migrate", help="apply or inspect database migrations")
-    migrate.add_argument(
-        "action", nargs="?", default="apply",
-        choices=["apply", "list", "rollback", "adopt", "new", "reset"],
-    )
-    migrate.add_argument("name", nargs="?", help="for `new`: the migration's name")
-    migrate.add_argument("--count", type=int, default=1, help="for `rollback`: how many")
-    migrate.add_argument("--yes", action="store_true", help="for `reset`: confirm")
+    doctor = commands.add_parser("doctor", help="check this deployment: one line per check, exit 1 on a failure")
+    doctor.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+
+    commands.add_parser("find-email-duplicates", help="list users whose e-mails differ only in case")
+    reencrypt = commands.add_parser("reencrypt", help="rewrite stored OAuth tokens under the newest key")
+    reencrypt.add_argument("--batch-size", type=int, default=500)
+    reencrypt.add_argument("--after", default="", help="resume after this account id")
+    add_migrate_parser(commands)
     return parser
-
-
-def run_migrate(args, settings) -> int:
-    if args.action == "new":
-        if not args.name:
-            raise migrations.MigrateError("usage: migrate new NAME")
-        for path in migrations.new_migration(args.name):
-            print(f"wrote {path}")
-        return 0
-    from .embedded import resolve_database_url
-
-    url = resolve_database_url(settings)
-    timeout = settings.migrate_lock_timeout
-    if args.action == "apply":
-        applied = migrations.apply(url, timeout)
-        print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied
-              else "database is up to date")
-    elif args.action == "list":
-        for item in migrations.status(url):
-            print(f"[{'applied' if item.applied else 'pending'}] {item.id}")
-    elif args.action == "rollback":
-        undone = migrations.rollback(url, args.count, timeout)
-        if not undone:
-            print("nothing to roll back: no migration is applied")
-        else:
-            print(f"rolled back {len(undone)} migration(s): {', '.join(undone)}")
-            if len(undone) < args.count:
-                print(f"nothing more to roll back ({args.count} asked, {len(undone)} were applied)")
-    elif args.action == "adopt":
-        applied = migrations.adopt(url, timeout)
-        print("adopted the seed schema; applied: " + (", ".join(applied) or "nothing more"))
-    elif args.action == "reset":
-        migrations.reset(url, settings.is_production, args.yes, timeout)
-        print("database reset: rolled back and re-applied every migration")
-    return 0
 
 
 def run_command(args, settings) -> int:
@@ -85,20 +66,47 @@ def run_command(args, settings) -> int:
 
     if args.command == "sweep":
         return commands.sweep(settings)
-    if args.command == "stripe-replay":
-        return commands.stripe_replay(settings, args.file)
+    if args.command in ("stripe-replay", "stripe-sync"):
+        from . import stripe_commands
+
+        if args.command == "stripe-sync":
+            return stripe_commands.stripe_sync(settings, args.since, args.restart)
+        return stripe_commands.stripe_replay(settings, args.file, args.stored)
     if args.command == "backup":
         return commands.backup(resolve_database_url(settings), args.out)
-    return commands.restore(resolve_database_url(settings), args.file)
+    return commands.restore(resolve_database_url(settings), args.file, privileges=not args.no_privileges)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "doctor":  # before load_settings: a bad setting is one of its checks
+        from .doctor import main as doctor
+
+        return doctor(args.json)
     try:
         settings = load_settings()
         if args.command == "migrate":
-            return run_migrate(args, settings)
-        if args.command in ("sweep", "stripe-replay", "backup", "restore"):
+            try:
+                return run_migrate(args, settings)
+            except Exception as exc:
+                from .email_duplicates import refusal_report
+
+                if (report := refusal_report(exc)) is None:
+                    raise
+                print(report, file=sys.stderr)  # the duplicates, not a traceback
+                return 1
+        if args.command == "find-email-duplicates":
+            from . import email_duplicates
+            from .embedded import resolve_database_url
+
+            return email_duplicates.run(resolve_database_url(settings))
+        if args.command == "reencrypt":
+            from . import reencrypt
+            from .embedded import resolve_database_url
+
+            return reencrypt.run(resolve_database_url(settings), settings.field_encryption_key,
+                                 args.batch_size, args.after)
+        if args.command in ("sweep", "stripe-replay", "stripe-sync", "backup", "restore"):
             return run_command(args, settings)
         from .server import (  # the HTTP stack is imported only by the commands that need it
             dev,
@@ -108,9 +116,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return serve(settings, host=args.host, port=args.port, workers=args.workers)
         if args.command == "dev":
-            return dev(settings)
-    except (migrations.MigrateError, SettingsError) as exc:
+            return dev(settings, host=args.host, port=args.port)
+    except SettingsError as exc:  # one line per bad setting
+        print("\n".join(f"error: {line}" for line in str(exc).splitlines()), file=sys.stderr)
+        return 1
+    except (migrations.MigrateError, TracingConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if getattr(exc, "hint", None):
+            print(f"hint: {exc.hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

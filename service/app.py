@@ -3,30 +3,43 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import time
 import uuid
 
-from aiohttp import web
+from aiohttp import web, web_response
 
+from . import tracing
 from .auth import make_auth_middleware, parse_service_tokens
 from .deps import DEPS, METRICS, OPENAPI, REQUEST_ID, SETTINGS
+from .limits import caller_limits_from, make_limits_middleware
 from .logs import log_access
 from .metrics import Metrics
 from .openapi import build_openapi
 from .problems import problem_for
 from .resources import open_deps
-from .routes import accounts, ops, sessions, users
+from .routes import accounts, authenticators, ops, sessions, users
 from .routing import Route
 from .settings import Settings
 
-ROUTE_TABLES = (users.routes, accounts.routes, sessions.routes, ops.routes)
+ROUTE_TABLES = (users.routes, accounts.routes, sessions.routes, ops.routes, authenticators.routes)
 VERSION = "0.1.0"
 _GOOD_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Request ids: a random per-process prefix and a counter; unique across processes and restarts, and
-# cheaper than uuid4() (one os.urandom call per request).
+# cheaper than uuid4() per request. The prefix is chosen again in every forked child (`serve --workers`
+# forks after this module is imported): otherwise all workers would hand out the same ids.
 _REQUEST_ID_PREFIX = uuid.uuid4().hex[:12]
 _request_counter = itertools.count(1)
+
+
+def _new_request_id_prefix() -> None:
+    global _REQUEST_ID_PREFIX, _request_counter
+    _REQUEST_ID_PREFIX = uuid.uuid4().hex[:12]
+    _request_counter = itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_new_request_id_prefix)
 
 
 def new_request_id() -> str:
@@ -38,16 +51,25 @@ def all_routes(tables=None) -> list[Route]:
 
 
 def app_route_tables():
-    from .routes import charts, lists, natal_data, stripe_webhook, subscriptions
+    from .routes import (
+        charts,
+        docs,
+        lists,
+        natal_data,
+        stripe_events,
+        stripe_webhook,
+        subscriptions,
+    )
 
     return (*ROUTE_TABLES, subscriptions.routes, natal_data.routes, charts.routes, stripe_webhook.routes,
-            lists.routes)
+            lists.routes, docs.routes, stripe_events.routes)
 
 
 def make_edge_middleware(metrics: Metrics, retry_after: int):
-    """Around everything else: the request id, every error answered as problem+json (problems.py),
-    then the access line and the metrics, so errors are counted too. One middleware, not three: each
-    aiohttp middleware layer costs a wrapper call on every request."""
+    """Around everything else: the request id, the request's server span when tracing is on (its trace
+    id goes into the access line and every problem answer), every error answered as problem+json
+    (problems.py), then the access line and the metrics, so errors are counted too. One middleware,
+    not three: each aiohttp middleware layer costs a wrapper call on every request."""
 
     @web.middleware
     async def edge(request: web.Request, handler):
@@ -58,13 +80,21 @@ def make_edge_middleware(metrics: Metrics, retry_after: int):
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
         status = 500
+        trace_id = None
         try:
-            try:
-                response = await handler(request)
-            except Exception as exc:  # noqa: BLE001 - every error becomes a problem answer
-                response = problem_for(exc, request, request_id, retry_after)
+            if tracing.TRACER is None:  # tracing off: this test is all it costs
+                response = await answer(request, handler, request_id, None)
+            else:
+                span, token, trace_id = tracing.start_server_span(request.method, route, request.headers)
+                try:
+                    response = await answer(request, handler, request_id, trace_id)
+                    status = response.status
+                except web.HTTPException as exc:  # a redirect
+                    status = exc.status
+                    raise
+                finally:
+                    tracing.end_server_span(span, token, status)
             status = response.status
-            response.headers["X-Request-Id"] = request_id
             return response
         except web.HTTPException as exc:  # a redirect, re-raised by problem_for
             status = exc.status
@@ -74,7 +104,15 @@ def make_edge_middleware(metrics: Metrics, retry_after: int):
             elapsed = time.perf_counter() - started
             metrics.observe_request(request.method, route, status, elapsed)
             # The path template, not the path: ids and e-mails in paths stay out of the logs.
-            log_access(request_id, request.method, route, status, elapsed)
+            log_access(request_id, request.method, route, status, elapsed, trace_id)
+
+    async def answer(request: web.Request, handler, request_id: str, trace_id: str | None) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except Exception as exc:  # noqa: BLE001 - every error becomes a problem answer
+            response = problem_for(exc, request, request_id, retry_after, trace_id)
+        response.headers["X-Request-Id"] = request_id
+        return response
 
     return edge
 
@@ -87,11 +125,16 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[
             make_edge_middleware(metrics, settings.retry_after_seconds),
             make_auth_middleware(tokens),
+            make_limits_middleware(caller_limits_from(settings)),
         ],
     )
     routes = all_routes()
     for route in routes:
-        app.router.add_route(route.method, route.path, route.handler)
+        if route.method == "GET":  # HEAD too: the same answer without its body
+            app.router.add_get(route.path, route.handler, allow_head=True)
+        else:
+            app.router.add_route(route.method, route.path, route.handler)
+    app.on_response_prepare.append(_server_header)
     app[METRICS] = metrics
     app[OPENAPI] = build_openapi(routes, VERSION)
     app[SETTINGS] = settings
@@ -99,12 +142,29 @@ def create_app(settings: Settings) -> web.Application:
     from .routes.charts import sweep_in_background
 
     app.cleanup_ctx.append(sweep_in_background)
+    from .ops_gauges import gauges_in_background
+
+    app.cleanup_ctx.append(gauges_in_background)
+    from .stripe_api import stripe_api_context
+
+    app.cleanup_ctx.append(stripe_api_context)
     return app
+
+
+SERVER = "astrowellness-data"
+# aiohttp would announce "Python/3.x aiohttp/3.x": versions help only an attacker. The signal below
+# names every answer of the app; aiohttp's own default covers the answers it writes before the app
+# runs (a malformed HTTP request), and has no public setting, hence the module constant.
+web_response.SERVER_SOFTWARE = SERVER
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = SERVER
 
 
 def _resources(settings: Settings, metrics: Metrics):
     async def resources(app: web.Application):
-        async with open_deps(settings) as deps:
+        async with open_deps(settings, wait_for_database=True) as deps:  # retried at start
             app[DEPS] = deps
             metrics.watch(deps)
             yield

@@ -42,9 +42,11 @@ def _digest(token: str) -> bytes:
 
 
 def authenticate(tokens: dict[bytes, Caller], header: str | None) -> Caller:
-    if not header or not header.startswith("Bearer "):
+    # RFC 9110: the scheme name is case-insensitive ("bearer", "BEARER" are the same scheme).
+    scheme, _, credentials = (header or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
         raise Problem(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-    presented = _digest(header[7:].strip())
+    presented = _digest(credentials.strip())
     found = None
     # Compare with every known token in constant time: no early exit that timing could reveal.
     for digest, caller in tokens.items():

@@ -68,7 +68,9 @@ async def invalidate_through_failover(cache, keys: tuple[str, ...], tags: tuple[
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         try:
-            async with asyncio.timeout(cache.timeout * 4):
+            # Bounded by what is left of `wait`, not per call: a big invalidation is many short calls
+            # (each under the socket timeout), and may take longer than a few timeouts.
+            async with asyncio.timeout(max(deadline - time.monotonic(), cache.timeout)):
                 if cache._pending:
                     await cache._flush_pending()
                 return await cache.backend.invalidate(keys, tags, token)

@@ -1,4 +1,4 @@
-"""The operational commands: sweep, stripe-replay, backup, restore."""
+"""The operational commands: sweep, backup, restore (Stripe's are in stripe_commands.py)."""
 
 from __future__ import annotations
 
@@ -17,43 +17,15 @@ class CommandError(MigrateError):
 
 
 def sweep(settings) -> int:
-    from .data.charts import sweep_expired
+    from .data.sweeps import sweep_all
 
     async def run():
         async with open_deps(settings) as deps:
-            return await sweep_expired(deps)
+            return await sweep_all(deps)
 
-    result = asyncio.run(run())
-    print(f"deleted {result.count} expired chart row(s) in {result.batches} batch(es); "
-          f"longest batch {result.longestBatchMs} ms")
-    return 0
-
-
-def stripe_replay(settings, path: str) -> int:
-    """Apply exported Stripe events (one JSON object per line) exactly as the webhook would."""
-    from .data.stripe_events import apply_event, parse_event
-
-    file = Path(path)
-    if not file.is_file():
-        raise CommandError(f"no such file: {path}")
-
-    async def run():
-        outcomes: dict[str, int] = {}
-        async with open_deps(settings) as deps:
-            with file.open("rb") as lines:
-                for number, line in enumerate(lines, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        event = parse_event(line)
-                    except Exception as exc:
-                        raise CommandError(f"{path}:{number}: not a Stripe event ({exc})") from None
-                    outcome = await apply_event(deps, event, line)
-                    outcomes[outcome] = outcomes.get(outcome, 0) + 1
-        return outcomes
-
-    outcomes = asyncio.run(run())
-    print("replayed: " + (", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())) or "no events"))
+    for table, result in asyncio.run(run()).items():
+        print(f"{table}: deleted {result.count} expired row(s) in {result.batches} batch(es); "
+              f"longest batch {result.longestBatchMs} ms")
     return 0
 
 
@@ -66,7 +38,7 @@ def _pg_tool(name: str) -> str:
 
         pgserver = import_pgserver()
         candidates.append(str(Path(pgserver.__file__).parent / "pginstall" / "bin" / name))
-    except ImportError:
+    except (ImportError, ValueError):  # ValueError: SettingsError, pgserver not installed
         pass
     versions = []
     for path in filter(None, candidates):
@@ -80,21 +52,15 @@ def _pg_tool(name: str) -> str:
     return max(versions)[1]
 
 
-def _run(args: list[str]) -> None:
-    result = subprocess.run(args, capture_output=True, text=True)
-    if result.returncode != 0:
-        message = (result.stderr.strip().splitlines() or ["failed"])[-1]
-        raise CommandError(f"{Path(args[0]).name}: {message}")
-
-
 def backup(database_url: str, out: str) -> int:
-    _run([_pg_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges", "--file", out,
-          "--dbname", database_url])
-    print(f"wrote {out} ({Path(out).stat().st_size} bytes)")
-    return 0
+    from . import backups
+
+    return backups.backup(_pg_tool("pg_dump"), database_url, out)
 
 
-def restore(database_url: str, file: str) -> int:
+def restore(database_url: str, file: str, privileges: bool = True) -> int:
+    from . import backups
+
     if not Path(file).is_file():
         raise CommandError(f"no such file: {file}")
 
@@ -109,7 +75,4 @@ def restore(database_url: str, file: str) -> int:
 
     if asyncio.run(tables_present()):
         raise CommandError("restore needs an empty database; this one has tables")
-    _run([_pg_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
-          "--dbname", database_url, file])
-    print(f"restored {file}")
-    return 0
+    return backups.restore(_pg_tool("pg_restore"), database_url, file, privileges)

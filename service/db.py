@@ -6,11 +6,13 @@ import asyncio
 import logging
 import time
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import msgspec
 
+from . import tracing
+from .metrics import POOL_TIMEOUTS, POOL_WAIT_SECONDS, STATEMENT_SECONDS
 from .queries import Q
 
 log = logging.getLogger("service.db")
@@ -24,7 +26,7 @@ def encode_timestamp(value: datetime | str) -> tuple[int]:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(UTC).replace(tzinfo=None)
     return ((value - _PG_EPOCH) // _MICROSECOND,)
 
 
@@ -88,20 +90,61 @@ _CONNECTION_FAILURES = (*UNAVAILABLE_ERRORS, asyncpg.InternalClientError, *DEMOT
 _NAMES_BY_SQL = {sql: name for name, sql in Q.items()}
 
 
+def statement_name(sql: str) -> str:
+    """The sql/ name of a statement; "other" for SQL that is not one (built at run time: list queries,
+    partial updates; asyncpg's own catalogue queries): never the text."""
+    return _NAMES_BY_SQL.get(sql, "other")
+
+
+class InstrumentedConnection(asyncpg.Connection):
+    """Every statement of the service's pools is timed by its sql/ name (db_statement_duration_seconds)
+    and, with tracing on, gets a span named after it. `_execute` is where every fetch*/execute with
+    arguments goes (the service runs no argument-less execute, which asyncpg sends another way); inside a
+    transaction too, which a wrapper around Database's methods would miss."""
+
+    __slots__ = ()
+
+    async def _execute(self, query, args, limit, timeout, **kwargs):
+        name = _NAMES_BY_SQL.get(query, "other")
+        started = time.perf_counter()
+        try:
+            if tracing.TRACER is None:
+                return await super()._execute(query, args, limit, timeout, **kwargs)
+            with tracing.client_span(name, "postgresql", **{"db.operation.name": name}):
+                return await super()._execute(query, args, limit, timeout, **kwargs)
+        finally:
+            _statement_timer(name).observe(time.perf_counter() - started)
+
+
+_statement_timers: dict = {}
+
+
+def _statement_timer(name: str):
+    # labels() takes a lock and builds a tuple: one child per statement name, looked up once.
+    timer = _statement_timers.get(name)
+    if timer is None:
+        timer = _statement_timers[name] = STATEMENT_SECONDS.labels(name)
+    return timer
+
+
 def _log_query(record) -> None:
-    name = _NAMES_BY_SQL.get(record.query, "dynamic")
+    name = statement_name(record.query)
     log.info("query", extra={"query": name, "ms": round(record.elapsed * 1000, 3)})
 
 
 class Database:
     """A pool plus the few ways handlers use it; a connection is held only for one call or transaction."""
 
-    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float):
+    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float, name: str = "primary"):
         self.pool = pool
         self.acquire_timeout = acquire_timeout
+        self.name = name  # the pool label of its metrics: primary, replica
+        self.waiting = 0  # callers waiting for a connection now (db_pool_waiting)
+        self._wait_timer = POOL_WAIT_SECONDS.labels(name)
+        self._timeouts = POOL_TIMEOUTS.labels(name)
 
     @classmethod
-    async def connect(cls, url: str, settings, min_size: int | None = None) -> "Database":
+    async def connect(cls, url: str, settings, min_size: int | None = None, name: str = "primary") -> Database:
         async def setup(conn):
             await init_connection(conn)
             if settings.log_queries:
@@ -116,6 +159,7 @@ class Database:
                 timeout=settings.connect_timeout,
                 init=setup,
                 reset=_keep_session,
+                connection_class=InstrumentedConnection,
                 server_settings={
                     "TimeZone": "UTC",
                     "statement_timeout": str(settings.statement_timeout_ms),
@@ -124,15 +168,22 @@ class Database:
             )
         except UNAVAILABLE_ERRORS as exc:
             raise DatabaseUnavailable(str(exc)) from exc
-        return cls(pool, settings.pool_acquire_timeout)
+        return cls(pool, settings.pool_acquire_timeout, name)
 
     async def _acquire(self) -> asyncpg.Connection:
+        started = time.perf_counter()
+        self.waiting += 1
         try:
             # asyncio.timeout rather than acquire(timeout=...), which wraps every acquire in a new task.
             async with asyncio.timeout(self.acquire_timeout):
                 return await self.pool.acquire()
         except UNAVAILABLE_ERRORS as exc:
+            if isinstance(exc, asyncio.TimeoutError):
+                self._timeouts.inc()
             raise DatabaseUnavailable(f"no database connection: {type(exc).__name__}") from exc
+        finally:
+            self.waiting -= 1
+            self._wait_timer.observe(time.perf_counter() - started)
 
     async def _raise_lost(self, conn: asyncpg.Connection, exc: Exception):
         """Re-raise a failure while using `conn`: as DatabaseUnavailable when the connection is gone."""
@@ -181,9 +232,8 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self):
-        async with self.connection() as conn:
-            async with conn.transaction():
-                yield conn
+        async with self.connection() as conn, conn.transaction():
+            yield conn
 
     async def fetchrow(self, sql: str, *args):
         return await self._run("fetchrow", sql, args)
@@ -205,7 +255,7 @@ class Database:
     async def close(self, timeout: float = 10) -> None:
         try:
             await asyncio.wait_for(self.pool.close(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.pool.terminate()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -10,6 +11,9 @@ from .cache import Cache
 from .crypto import FieldCipher
 from .db import Database
 from .settings import Settings
+
+if TYPE_CHECKING:  # passwords.py imports limits.py, which imports this module
+    from .passwords import PasswordPool
 
 
 @dataclass
@@ -19,6 +23,7 @@ class Deps:
     read_db: Database  # a replica when DATABASE_READ_URL is set, else the primary
     cache: Cache
     cipher: FieldCipher
+    passwords: PasswordPool
 
 
 DEPS = web.AppKey("deps", Deps)

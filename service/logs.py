@@ -12,6 +12,8 @@ import time
 
 import msgspec
 
+from .redaction import RedactSecrets
+
 _encode = msgspec.json.Encoder().encode
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -29,6 +31,8 @@ class JsonFormatter(logging.Formatter):
                 line[key] = value
         if record.exc_info:
             line["trace"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # already formatted (and redacted) by RedactSecrets
+            line["trace"] = record.exc_text
         return _encode(line).decode()
 
 
@@ -81,7 +85,8 @@ def _second_text(second: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
 
 
-def log_access(request_id: str, method: str, route: str, status: int, seconds: float) -> None:
+def log_access(request_id: str, method: str, route: str, status: int, seconds: float,
+               trace_id: str | None = None) -> None:
     """One JSON line per request. In the running service (setup_logging) the line is encoded and
     written straight to the batched log stream: the logging module's record and formatter machinery
     cost ~8% of a user read in the profile. Elsewhere (tests, embedding) it goes through logging."""
@@ -90,15 +95,19 @@ def log_access(request_id: str, method: str, route: str, status: int, seconds: f
     ms = round(seconds * 1000, 2)
     if _fast_access_stream is not None:
         # Formatted directly: none of these values can hold a character JSON would escape (the request
-        # id is checked against [A-Za-z0-9._:-], the method is an HTTP token, the route one of ours).
+        # id is checked against [A-Za-z0-9._:-], the method is an HTTP token, the route one of ours, the
+        # trace id hex digits).
         now = time.time()
+        trace = f',"trace_id":"{trace_id}"' if trace_id else ""
         _fast_access_stream.write_line(
             f'{{"ts":"{_second_text(int(now))}.{int(now % 1 * 1000):03d}Z","level":"info",'
             f'"logger":"service.access","msg":"request","request_id":"{request_id}","method":"{method}",'
-            f'"route":"{route}","status":{status},"ms":{ms}}}')
+            f'"route":"{route}","status":{status},"ms":{ms}{trace}}}')
     else:
-        access_logger.info("request", extra={"request_id": request_id, "method": method, "route": route,
-                                             "status": status, "ms": ms})
+        extra = {"request_id": request_id, "method": method, "route": route, "status": status, "ms": ms}
+        if trace_id:
+            extra["trace_id"] = trace_id
+        access_logger.info("request", extra=extra)
 
 
 def setup_logging(level: str = "INFO", stream=None) -> None:
@@ -108,6 +117,8 @@ def setup_logging(level: str = "INFO", stream=None) -> None:
     global _fast_access_stream
     _fast_access_stream = handler
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(RedactSecrets())  # every logger, aiohttp's and warnings' too (redaction.py)
+    logging.captureWarnings(True)  # warnings become log records, so they pass the filter too
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -24,9 +24,13 @@ TITLES = {
     413: ("payload_too_large", "Payload too large"),
     415: ("unsupported_media_type", "Unsupported media type"),
     422: ("validation_error", "Validation failed"),
+    429: ("too_many_requests", "Too many requests"),
     500: ("internal_error", "Internal server error"),
     503: ("unavailable", "Service unavailable"),
 }
+# A path no route serves (a wrong base URL, a typo) is not a missing row: its own code, so a client
+# never reads "no such route" as "no such user".
+ROUTE_NOT_FOUND = "route_not_found"
 
 
 class FieldError(msgspec.Struct):
@@ -42,6 +46,7 @@ class ProblemBody(msgspec.Struct, omit_defaults=True):
     code: str
     errors: list[FieldError] | None = None
     requestId: str | None = None
+    traceId: str | None = None  # with tracing on: the trace to look up (W3C trace id, 32 hex digits)
 
 
 class Problem(Exception):
@@ -69,11 +74,13 @@ def bad_request(field: str, message: str) -> Problem:
 _encode = msgspec.json.Encoder().encode
 
 
-def problem_response(status: int, detail: str, errors=None, headers=None, request_id=None) -> web.Response:
-    code, title = TITLES.get(status, ("error", "Error"))
+def problem_response(status: int, detail: str, errors=None, headers=None, request_id=None,
+                     trace_id=None, code: str | None = None) -> web.Response:
+    default_code, title = TITLES.get(status, ("error", "Error"))
+    code = code or default_code
     body = ProblemBody(
         type=f"https://astrowellness.dev/problems/{code}", title=title, status=status,
-        detail=detail, code=code, errors=errors, requestId=request_id,
+        detail=detail, code=code, errors=errors, requestId=request_id, traceId=trace_id,
     )
     return web.Response(body=_encode(body), status=status, headers=headers,
                         content_type="application/problem+json")
@@ -125,38 +132,43 @@ def from_integrity_error(exc: asyncpg.IntegrityConstraintViolationError) -> Prob
 
 # ---- every error a handler raises -> its problem answer ---------------------------------------------
 
-def problem_for(exc: Exception, request: web.Request, request_id: str | None, retry_after: int) -> web.Response:
+def problem_for(exc: Exception, request: web.Request, request_id: str | None, retry_after: int,
+                trace_id: str | None = None) -> web.Response:
     """The problem+json answer for an exception raised while handling `request`.
 
     Called by the app's edge middleware (app.py) for every exception; re-raises only an HTTP exception
     below 400 (a redirect), which is not an error."""
+    ids = {"request_id": request_id, "trace_id": trace_id}
     try:
         raise exc
     except Problem:
-        return problem_response(exc.status, exc.detail, exc.errors, exc.headers, request_id)
+        return problem_response(exc.status, exc.detail, exc.errors, exc.headers, **ids)
     except msgspec.ValidationError:
         problem = from_validation_error(exc)
-        return problem_response(422, problem.detail, problem.errors, None, request_id)
+        return problem_response(422, problem.detail, problem.errors, None, **ids)
     except asyncpg.DataError:
         # SQLSTATE class 22: a value PostgreSQL cannot store (a NUL character, an out-of-range number).
-        return problem_response(422, f"a value cannot be stored: {type(exc).__name__}", None, None, request_id)
+        return problem_response(422, f"a value cannot be stored: {type(exc).__name__}", None, None, **ids)
     except asyncpg.IntegrityConstraintViolationError:
         problem = from_integrity_error(exc)
-        return problem_response(409, problem.detail, problem.errors, None, request_id)
+        return problem_response(409, problem.detail, problem.errors, None, **ids)
     except DatabaseUnavailable:
-        log.warning("database unavailable: %s", exc)
+        log.warning("database unavailable: %s", exc, extra={k: v for k, v in ids.items() if v})
         return problem_response(503, "the database is unavailable; retry later", None,
-                                {"Retry-After": str(retry_after)}, request_id)
+                                {"Retry-After": str(retry_after)}, **ids)
     except web.HTTPRequestEntityTooLarge:
         # aiohttp's exception does not keep the limit; the request does.
         return problem_response(413, f"request body is larger than {request.client_max_size} bytes",
-                                None, None, request_id)
+                                None, None, **ids)
     except web.HTTPException:
         if exc.status < 400:
             raise
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow",)}
-        return problem_response(exc.status, exc.reason or "error", None, headers, request_id)
+        if exc.status == 404 and request.match_info.route.resource is None:
+            return problem_response(404, "no route serves this path; check the base URL and the method",
+                                    None, headers, code=ROUTE_NOT_FOUND, **ids)
+        return problem_response(exc.status, exc.reason or "error", None, headers, **ids)
     except Exception:
-        log.exception("unhandled error", extra={"request_id": request_id})
+        log.exception("unhandled error", extra={k: v for k, v in ids.items() if v})
         return problem_response(500, "unexpected error; quote the request id when reporting it",
-                                None, None, request_id)
+                                None, None, **ids)

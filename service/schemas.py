@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -37,12 +37,21 @@ class ChartType(str, Enum):
 
 Time = Annotated[datetime, Meta(tz=True, description="RFC 3339 with a time zone; stored as UTC")]
 TimeOut = Annotated[str, Meta(description="RFC 3339 UTC with milliseconds", examples=["2026-01-02T03:04:05.678Z"])]
-Email = Annotated[str, Meta(min_length=3, max_length=320, pattern=r"^\s*[^@\s]+@[^@\s]+\s*$")]
+EMAIL_PATTERN = r"^\s*[^@\s]+@[^@\s]+\s*$"
+Email = Annotated[str, Meta(min_length=3, max_length=320, pattern=EMAIL_PATTERN)]
 Text = Annotated[str, Meta(max_length=2048)]
 Id = Annotated[str, Meta(min_length=1, max_length=64)]
 Password = Annotated[str, Meta(min_length=1, max_length=72,
                                 description="plain text, 1 to 72 bytes in UTF-8; stored as a bcrypt hash")]
-Token = Annotated[str, Meta(min_length=1, max_length=512)]
+TOKEN_MAX = 512
+# Session and verification tokens are cookie and URL values: printable ASCII without spaces. A lookup
+# with anything else (a forged, over-long cookie) is answered 404, like a token that is not stored.
+TOKEN_PATTERN = r"^[!-~]{1,512}$"
+Token = Annotated[str, Meta(min_length=1, max_length=TOKEN_MAX, pattern=TOKEN_PATTERN,
+                            description="1 to 512 printable ASCII characters, no spaces")]
+# In lookups: any string; one that cannot be a token is simply not found (routes/sessions.py).
+TokenLookup = Annotated[str, Meta(description="a token; one that cannot exist is answered 404")]
+LongText = Annotated[str, Meta(max_length=8192)]
 
 
 class Body(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -101,6 +110,13 @@ class PasswordIn(Body):
     password: Password
 
 
+class PasswordChange(PasswordIn):
+    """A password change signs the user out of their other sessions, unless keepSessions is true.
+    currentSessionToken names the session making the change, which is kept."""
+    keepSessions: bool = False
+    currentSessionToken: Annotated[str, Meta(max_length=512)] | None = None
+
+
 class User(Struct):
     id: str
     email: str
@@ -123,6 +139,7 @@ class Subscription(Struct):
     cancelAtPeriodEnd: bool
     createdAt: TimeOut
     updatedAt: TimeOut
+    cancelAt: TimeOut | None = None  # service-owned: when a scheduled cancellation ends it (Stripe cancel_at)
 
 
 class NatalData(Struct):
@@ -150,6 +167,8 @@ class Account(Struct):
     scope: str | None
     id_token: str | None
     session_state: str | None
+    # Only when a stored token cannot be decrypted (its field is then null): field -> why.
+    tokenErrors: dict[str, str] | UnsetType = UNSET
 
 
 class UserWithRelations(User):
@@ -168,18 +187,33 @@ class Valid(Struct):
 
 # ---- accounts, sessions, verification tokens ---------------------------------------------------------
 
+ExpiresAt = Annotated[int, Meta(ge=-(2**31), lt=2**31, description="seconds since 1970 (INTEGER column)")]
+
+
 class AccountCreate(Body):
     userId: Id
     type: Text
     provider: Text
     providerAccountId: Text
-    refresh_token: Annotated[str, Meta(max_length=8192)] | None = None
-    access_token: Annotated[str, Meta(max_length=8192)] | None = None
-    expires_at: Annotated[int, Meta(ge=-(2**31), lt=2**31)] | None = None
+    refresh_token: LongText | None = None
+    access_token: LongText | None = None
+    expires_at: ExpiresAt | None = None
     token_type: Text | None = None
     scope: Text | None = None
-    id_token: Annotated[str, Meta(max_length=8192)] | None = None
+    id_token: LongText | None = None
     session_state: Text | None = None
+
+
+class AccountTokensPatch(Body):
+    """Refresh-token rotation: the fields sent are replaced (null clears one), the others kept."""
+
+    access_token: LongText | None | UnsetType = UNSET
+    refresh_token: LongText | None | UnsetType = UNSET
+    expires_at: ExpiresAt | None | UnsetType = UNSET
+    token_type: Text | None | UnsetType = UNSET
+    scope: Text | None | UnsetType = UNSET
+    id_token: LongText | None | UnsetType = UNSET
+    session_state: Text | None | UnsetType = UNSET
 
 
 class SessionCreate(Body):
@@ -189,11 +223,11 @@ class SessionCreate(Body):
 
 
 class SessionToken(Body):
-    sessionToken: Token
+    sessionToken: TokenLookup
 
 
 class SessionUpdate(Body):
-    sessionToken: Token
+    sessionToken: TokenLookup
     expires: Time
 
 
@@ -216,14 +250,48 @@ class VerificationTokenCreate(Body):
 
 
 class VerificationTokenUse(Body):
-    identifier: Text
-    token: Token
+    """The token alone is unique; an identifier, when given, must match too."""
+
+    token: TokenLookup
+    identifier: Text | None = None
 
 
 class VerificationToken(Struct):
     identifier: str
     token: str
     expires: TimeOut
+
+
+# ---- WebAuthn authenticators (passkeys) ---------------------------------------------------------------
+
+Counter = Annotated[int, Meta(ge=0, lt=2**31, description="the signature counter (INTEGER column)")]
+
+
+class AuthenticatorCreate(Body):
+    credentialID: Annotated[str, Meta(min_length=1, max_length=1024, description="base64url credential id")]
+    userId: Id
+    providerAccountId: Text
+    credentialPublicKey: Annotated[str, Meta(min_length=1, max_length=8192)]
+    counter: Counter
+    credentialDeviceType: Annotated[str, Meta(min_length=1, max_length=64,
+                                              examples=["singleDevice", "multiDevice"])]
+    credentialBackedUp: bool
+    transports: Annotated[str, Meta(max_length=256, examples=["internal,hybrid"])] | None = None
+
+
+class AuthenticatorCounterPatch(Body):
+    counter: Counter
+
+
+class Authenticator(Struct):
+    credentialID: str
+    userId: str
+    providerAccountId: str
+    credentialPublicKey: str
+    counter: int
+    credentialDeviceType: str
+    credentialBackedUp: bool
+    transports: str | None
 
 
 # ---- charts ------------------------------------------------------------------------------------------
@@ -249,8 +317,16 @@ class Chart(Struct):
 
 # ---- cache and ops -----------------------------------------------------------------------------------
 
+# The tags the service files entries under (data/keys.py): user:<userId> covers the user, their
+# subscription, natal data and session lookups; chart:<userId> (chart:- for no user) their charts.
+CACHE_TAG_PATTERN = r"^(user|chart):.+$"
+CacheTag = Annotated[str, Meta(min_length=1, max_length=256, pattern=CACHE_TAG_PATTERN,
+                               description="user:<userId> or chart:<userId> (chart:- for charts of no user)",
+                               examples=["user:clx2b3c4d0000abcdefgh1234"])]
+
+
 class CacheInvalidate(Body):
-    tags: Annotated[list[Annotated[str, Meta(min_length=1, max_length=256)]], Meta(max_length=1000)]
+    tags: Annotated[list[CacheTag], Meta(max_length=1000)]
 
 
 class CacheStats(Struct):
@@ -259,6 +335,17 @@ class CacheStats(Struct):
     hitRate: float
     errors: int
     backend: str
+
+
+class WebhookAnswer(Struct, omit_defaults=True):
+    """What became of a correctly signed event (docs/API.md, "Stripe → subscription"): applied; pending
+    (waits for its customer or user to be linked, or for Stripe's API); duplicate (this event id is
+    stored already); ignored (older, the same state, an invoice, an unused type or mode); conflict (would
+    re-link a user or customer: left for ops); rejected (unreadable: the reason says why)."""
+
+    received: bool
+    outcome: Literal["applied", "pending", "duplicate", "ignored", "conflict", "rejected"]
+    reason: str | None = None
 
 
 class Health(Struct, omit_defaults=True):
@@ -275,6 +362,7 @@ class Page(Struct):
     hasNext: bool
     hasPrev: bool
     nextCursor: str | None = None
+    totalIsEstimate: bool = False  # total is the planner's estimate (count=auto above the cap, estimated)
 
 
 class ListPage(Struct):

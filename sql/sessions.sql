@@ -20,3 +20,15 @@ RETURNING id, "sessionToken", "userId", expires
 -- name: delete_session
 DELETE FROM sessions WHERE "sessionToken" = $1
 RETURNING id, "sessionToken", "userId", expires
+
+-- name: sweep_expired_sessions
+-- One bounded batch of expired sessions, oldest first through sessions_expires_idx (migration 0033);
+-- SKIP LOCKED lets several instances sweep at once without waiting on each other.
+DELETE FROM sessions
+WHERE id = ANY (ARRAY(
+    SELECT id FROM sessions
+    WHERE expires <= (now() AT TIME ZONE 'UTC')
+    ORDER BY expires
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+))

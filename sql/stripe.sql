@@ -1,60 +1,127 @@
--- Stripe webhook bookkeeping (tables "stripe_events", "stripe_subscription_state" of migration 0010)
--- and the subscription writes the events cause.
+-- Stripe webhook bookkeeping (tables "stripe_events", "stripe_subscription_state" of migrations 0010,
+-- 0014, 0015) and the subscription writes the events cause. Every lookup is by a key with an index:
+-- applying an event costs the same at any history size.
 
 -- name: stripe_lock_customer
 -- Events of one customer are applied one at a time (concurrent deliveries wait here, per customer).
 SELECT pg_advisory_xact_lock(hashtextextended($1, 0))
 
+-- name: stripe_event_seen
+-- A statement of its own after the lock: its snapshot then sees a duplicate committed while we waited.
+SELECT outcome FROM stripe_events WHERE id = $1
+
 -- name: stripe_insert_event
--- Nothing comes back for an event id already stored: a retry or duplicate delivery.
-INSERT INTO stripe_events (id, type, created, "stripeSubscriptionId", "stripeCustomerId", payload)
-VALUES ($1, $2, $3, $4, $5, $6)
+-- appliedAt stays NULL only for a pending event (it waits for its customer or user to be linked).
+INSERT INTO stripe_events (id, type, created, "stripeSubscriptionId", "stripeCustomerId", payload, outcome,
+                           reason, "appliedAt")
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $7 = 'pending' THEN NULL ELSE (now() AT TIME ZONE 'UTC') END)
 ON CONFLICT (id) DO NOTHING
 RETURNING id
 
--- name: stripe_find_subscription
-SELECT id, "userId", "stripeCustomerId", "stripeSubscriptionId"
-FROM subscriptions
-WHERE "stripeSubscriptionId" = $1 OR ("stripeCustomerId" = $2 AND $2 IS NOT NULL)
-ORDER BY ("stripeSubscriptionId" = $1) DESC NULLS LAST
-LIMIT 1
-
--- name: stripe_link_checkout
--- checkout.session.completed: the user's subscription row now names the Stripe customer and subscription.
-INSERT INTO subscriptions (id, "userId", "stripeCustomerId", "stripeSubscriptionId")
-VALUES ($1, $2, $3, $4)
-ON CONFLICT ("userId") DO UPDATE SET
-    "stripeCustomerId" = COALESCE(EXCLUDED."stripeCustomerId", subscriptions."stripeCustomerId"),
-    "stripeSubscriptionId" = COALESCE(EXCLUDED."stripeSubscriptionId", subscriptions."stripeSubscriptionId")
-RETURNING id, "userId", "stripeCustomerId", "stripeSubscriptionId"
-
--- name: stripe_events_of_subscription
--- Every stored event that speaks of this subscription (or of its customer without naming one), oldest
--- first: folding them in this order gives the state in-order delivery would have given.
-SELECT id, type, created, payload
-FROM stripe_events
-WHERE ("stripeSubscriptionId" = $1 AND $1 IS NOT NULL)
-   OR ("stripeSubscriptionId" IS NULL AND "stripeCustomerId" = $2)
-ORDER BY created, id
-
--- name: stripe_apply_state
-UPDATE subscriptions SET
-    "stripeCustomerId" = COALESCE($2, "stripeCustomerId"),
-    "stripeSubscriptionId" = COALESCE($3, "stripeSubscriptionId"),
-    "stripePriceId" = CASE WHEN $4::boolean THEN $5 ELSE "stripePriceId" END,
-    status = CASE WHEN $6::boolean THEN $7::"SubscriptionStatus" ELSE status END,
-    "currentPeriodEnd" = CASE WHEN $8::boolean THEN $9 ELSE "currentPeriodEnd" END,
-    "cancelAtPeriodEnd" = CASE WHEN $10::boolean THEN $11 ELSE "cancelAtPeriodEnd" END
+-- name: stripe_update_outcome
+-- A stored event applied again (stripe-replay): its new outcome.
+UPDATE stripe_events SET outcome = $2, reason = $3,
+    "appliedAt" = CASE WHEN $2 = 'pending' THEN NULL ELSE (now() AT TIME ZONE 'UTC') END
 WHERE id = $1
+
+-- name: stripe_state_get
+SELECT "stripeSubscriptionId", "stripeCustomerId", status, "lastEventCreated", "lastEventId", "eventType",
+       previous, "subscriptionCreated", source
+FROM stripe_subscription_state WHERE "stripeSubscriptionId" = $1
+
+-- name: stripe_state_and_row
+-- One round trip for the two lookups of every subscription event: the stored state (NULLs: none yet)
+-- and the subscriptions row showing this subscription (rowId NULL: none).
+SELECT s."stripeSubscriptionId", s."stripeCustomerId", s.status, s."lastEventCreated", s."lastEventId",
+       s."eventType", s.previous, s."subscriptionCreated", s.source,
+       r.id AS "rowId", r."userId" AS "rowUserId", r."stripeCustomerId" AS "rowCustomerId",
+       r."stripeSubscriptionId" AS "rowSubscriptionId"
+FROM (SELECT $1::text AS id) AS wanted
+LEFT JOIN stripe_subscription_state s ON s."stripeSubscriptionId" = wanted.id
+LEFT JOIN subscriptions r ON r."stripeSubscriptionId" = wanted.id
+
+-- name: stripe_state_put
+INSERT INTO stripe_subscription_state ("stripeSubscriptionId", "stripeCustomerId", status, "lastEventCreated",
+    "lastEventId", "eventType", previous, "subscriptionCreated", source, "stripePriceId", "currentPeriodEnd",
+    "cancelAtPeriodEnd", "cancelAt")
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+ON CONFLICT ("stripeSubscriptionId") DO UPDATE SET
+    "stripeCustomerId" = COALESCE(EXCLUDED."stripeCustomerId", stripe_subscription_state."stripeCustomerId"),
+    status = EXCLUDED.status, "lastEventCreated" = EXCLUDED."lastEventCreated",
+    "lastEventId" = EXCLUDED."lastEventId", "eventType" = EXCLUDED."eventType", previous = EXCLUDED.previous,
+    "subscriptionCreated" = EXCLUDED."subscriptionCreated", source = EXCLUDED.source,
+    "stripePriceId" = EXCLUDED."stripePriceId", "currentPeriodEnd" = EXCLUDED."currentPeriodEnd",
+    "cancelAtPeriodEnd" = EXCLUDED."cancelAtPeriodEnd", "cancelAt" = EXCLUDED."cancelAt"
+
+-- name: stripe_state_placeholder
+-- A checkout names a subscription no Subscription object has described yet.
+INSERT INTO stripe_subscription_state ("stripeSubscriptionId", "stripeCustomerId", "lastEventCreated",
+                                       "lastEventId", "eventType", "subscriptionCreated", source)
+VALUES ($1, $2, $3, $4, 'checkout.session.completed', $3, 'checkout')
+ON CONFLICT ("stripeSubscriptionId") DO NOTHING
+
+-- name: stripe_states_of_customer
+SELECT "stripeSubscriptionId", "stripeCustomerId", status, "lastEventCreated", "lastEventId", "eventType",
+       previous, "subscriptionCreated", source
+FROM stripe_subscription_state WHERE "stripeCustomerId" = $1
+
+-- name: stripe_row_of_customer
+SELECT id, "userId", "stripeCustomerId", "stripeSubscriptionId" FROM subscriptions
+WHERE "stripeCustomerId" = $1
+
+-- name: stripe_row_of_user
+SELECT id, "userId", "stripeCustomerId", "stripeSubscriptionId" FROM subscriptions
+WHERE "userId" = $1
+
+-- name: stripe_insert_row
+INSERT INTO subscriptions (id, "userId", "stripeCustomerId", "stripeSubscriptionId", "stripePriceId", status,
+                           "currentPeriodEnd", "cancelAtPeriodEnd", "cancelAt")
+VALUES ($1, $2, $3, $4, $5, $6::"SubscriptionStatus", $7, $8, $9)
+
+-- name: stripe_write_row
+-- Only a row whose values change is written: a no-op event leaves "updatedAt" (and the cache) alone.
+UPDATE subscriptions SET
+    "stripeCustomerId" = $2, "stripeSubscriptionId" = $3, "stripePriceId" = $4,
+    status = $5::"SubscriptionStatus", "currentPeriodEnd" = $6, "cancelAtPeriodEnd" = $7, "cancelAt" = $8
+WHERE id = $1
+  AND ("stripeCustomerId", "stripeSubscriptionId", "stripePriceId", status, "currentPeriodEnd",
+       "cancelAtPeriodEnd", "cancelAt")
+      IS DISTINCT FROM ($2, $3, $4, $5::"SubscriptionStatus", $6, $7, $8)
 RETURNING "userId"
 
--- name: stripe_mark_applied
-UPDATE stripe_events SET "appliedAt" = (now() AT TIME ZONE 'UTC')
-WHERE id = ANY($1::text[]) AND "appliedAt" IS NULL
+-- name: stripe_mark_pending_applied
+-- The customer's checkout has linked it: its waiting events are applied (through the stored state).
+UPDATE stripe_events SET outcome = 'applied', reason = NULL, "appliedAt" = (now() AT TIME ZONE 'UTC')
+WHERE "stripeCustomerId" = $1 AND "appliedAt" IS NULL AND outcome = 'pending'
 
--- name: stripe_record_newest
-INSERT INTO stripe_subscription_state ("stripeSubscriptionId", "lastEventCreated", "lastEventId")
-VALUES ($1, $2, $3)
-ON CONFLICT ("stripeSubscriptionId") DO UPDATE SET
-    "lastEventCreated" = EXCLUDED."lastEventCreated", "lastEventId" = EXCLUDED."lastEventId"
-WHERE stripe_subscription_state."lastEventCreated" <= EXCLUDED."lastEventCreated"
+-- name: stripe_event_get
+SELECT id, type, created, "stripeSubscriptionId", "stripeCustomerId", outcome, reason, "receivedAt",
+       "appliedAt", payload
+FROM stripe_events WHERE id = $1
+
+-- name: stripe_events_to_replay
+-- stripe-replay --stored: the stored events of some outcomes, oldest first, a page at a time.
+SELECT id, payload, "receivedAt" FROM stripe_events
+WHERE outcome = ANY($1::text[]) AND ("receivedAt", id) > ($2, $3)
+ORDER BY "receivedAt", id
+LIMIT $4
+
+-- name: stripe_prune_events
+-- Retention: one bounded batch of old events whose outcome is final (pending and conflict are kept),
+-- through stripe_events_outcome_received_idx; SKIP LOCKED lets several instances prune at once.
+DELETE FROM stripe_events
+WHERE id = ANY (ARRAY(
+    SELECT id FROM stripe_events
+    WHERE outcome = ANY($1::text[]) AND "receivedAt" < (now() AT TIME ZONE 'UTC') - make_interval(days => $2)
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+))
+
+-- name: stripe_sync_get
+SELECT since, cursor, done, "finishedAt" FROM stripe_sync_progress WHERE name = $1
+
+-- name: stripe_sync_save
+INSERT INTO stripe_sync_progress (name, since, cursor, done, "finishedAt", "updatedAt")
+VALUES ($1, $2, $3, $4, $5, (now() AT TIME ZONE 'UTC'))
+ON CONFLICT (name) DO UPDATE SET since = EXCLUDED.since, cursor = EXCLUDED.cursor, done = EXCLUDED.done,
+    "finishedAt" = EXCLUDED."finishedAt", "updatedAt" = EXCLUDED."updatedAt"

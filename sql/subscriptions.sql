@@ -5,7 +5,7 @@ INSERT INTO subscriptions (id, "userId", "stripeCustomerId", "stripeSubscription
                            status, "currentPeriodEnd", "cancelAtPeriodEnd")
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 RETURNING id, "userId", "stripeCustomerId", "stripeSubscriptionId", "stripePriceId", status,
-          "currentPeriodEnd", "cancelAtPeriodEnd", "createdAt", "updatedAt"
+          "currentPeriodEnd", "cancelAtPeriodEnd", "cancelAt", "createdAt", "updatedAt"
 
 -- name: upsert_subscription
 -- (xmax = 0) is true for a row this statement inserted, false for one it updated: 201 vs 200.
@@ -20,9 +20,9 @@ ON CONFLICT ("userId") DO UPDATE SET
     "currentPeriodEnd" = EXCLUDED."currentPeriodEnd",
     "cancelAtPeriodEnd" = EXCLUDED."cancelAtPeriodEnd"
 RETURNING id, "userId", "stripeCustomerId", "stripeSubscriptionId", "stripePriceId", status,
-          "currentPeriodEnd", "cancelAtPeriodEnd", "createdAt", "updatedAt", (xmax = 0) AS inserted
+          "currentPeriodEnd", "cancelAtPeriodEnd", "cancelAt", "createdAt", "updatedAt", (xmax = 0) AS inserted
 
 -- name: get_subscription_by_user
 SELECT id, "userId", "stripeCustomerId", "stripeSubscriptionId", "stripePriceId", status,
-       "currentPeriodEnd", "cancelAtPeriodEnd", "createdAt", "updatedAt"
+       "currentPeriodEnd", "cancelAtPeriodEnd", "cancelAt", "createdAt", "updatedAt"
 FROM subscriptions WHERE "userId" = $1

@@ -44,12 +44,16 @@ SELECT u.id, u.email, u."emailVerified", u.name, u.image, u.role, u."createdAt",
 FROM users u WHERE u.id = $1
 
 -- name: update_user
--- Each field changes only when its flag is true, so one statement serves every PATCH.
+-- Each field changes only when its flag is true, so one statement serves every PATCH. A new e-mail
+-- address is not verified: "emailVerified" is cleared unless the same PATCH sets it (the right-hand
+-- sides see the row as it was).
 UPDATE users SET
     email = CASE WHEN $2::boolean THEN $3 ELSE email END,
     name = CASE WHEN $4::boolean THEN $5 ELSE name END,
     image = CASE WHEN $6::boolean THEN $7 ELSE image END,
-    "emailVerified" = CASE WHEN $8::boolean THEN $9 ELSE "emailVerified" END,
+    "emailVerified" = CASE WHEN $8::boolean THEN $9
+                           WHEN $2::boolean AND lower($3) IS DISTINCT FROM lower(email) THEN NULL
+                           ELSE "emailVerified" END,
     role = CASE WHEN $10::boolean THEN $11::"Role" ELSE role END
 WHERE id = $1
 RETURNING id, email, "emailVerified", name, image, role, "createdAt", "updatedAt"
@@ -60,11 +64,23 @@ SELECT email FROM users WHERE id = $1 FOR UPDATE
 -- name: set_password
 UPDATE users SET password = $2 WHERE id = $1
 
+-- name: delete_sessions_but
+-- After a password change: every session of the user but the one named by $2 (NULL: all of them).
+DELETE FROM sessions WHERE "userId" = $1 AND "sessionToken" IS DISTINCT FROM $2
+RETURNING "sessionToken"
+
 -- name: get_password_hash
 SELECT password FROM users WHERE id = $1
 
 -- name: delete_user
-DELETE FROM users WHERE id = $1 RETURNING email
+-- The user's charts go in the same statement: chart_cache has no foreign key (the seed's contract lets a
+-- chart name any userId), so the cascade of the other tables does not reach it.
+WITH deleted AS (
+    DELETE FROM users WHERE id = $1 RETURNING id, email
+), charts AS (
+    DELETE FROM chart_cache WHERE "userId" IN (SELECT id FROM deleted)
+)
+SELECT email FROM deleted
 
 -- name: delete_user_sessions
 DELETE FROM sessions WHERE "userId" = $1 RETURNING "sessionToken"

@@ -63,7 +63,7 @@ class Cluster:
     def run(self, *args: str, check=True):
         return subprocess.run(self._cmd(*args), capture_output=True, text=True, check=check, timeout=120)
 
-    def initdb(self, **conf: str) -> "Cluster":
+    def initdb(self, **conf: str) -> Cluster:
         self.run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "root", "--auth=trust", "-E", "UTF8")
         lines = [f"port = {self.port}", "listen_addresses = '127.0.0.1'", "unix_socket_directories = ''",
                  "wal_level = replica", "max_wal_senders = 5", "fsync = off", "synchronous_commit = off",
@@ -74,7 +74,7 @@ class Cluster:
             f.write("host replication all 127.0.0.1/32 trust\n")
         return self
 
-    def basebackup_from(self, primary: "Cluster") -> "Cluster":
+    def basebackup_from(self, primary: Cluster) -> Cluster:
         """A streaming standby of `primary` (pg_basebackup -R writes standby.signal and the conninfo)."""
         self.run(str(self.bin / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port), "-U", "root",
                  "-D", str(self.data), "-R", "-X", "stream")
@@ -82,7 +82,7 @@ class Cluster:
             f.write(f"port = {self.port}\n")
         return self
 
-    def start(self) -> "Cluster":
+    def start(self) -> Cluster:
         self.run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
         return self
 

@@ -13,7 +13,7 @@ import json
 import time
 import uuid
 
-from tests.conftest import STRIPE_SECRET, WRITE, unique_email
+from tests.conftest import READ, STRIPE_SECRET, WRITE, unique_email
 
 WEBHOOK = "/v1/stripe/webhook"
 
@@ -22,7 +22,7 @@ def sign(payload: bytes | str, secret: str = STRIPE_SECRET, timestamp: int | Non
     if isinstance(payload, bytes):
         payload = payload.decode("utf-8")
     t = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(secret.encode("utf-8"), f"{t}.{payload}".encode("utf-8"), hashlib.sha256).hexdigest()
+    digest = hmac.new(secret.encode("utf-8"), f"{t}.{payload}".encode(), hashlib.sha256).hexdigest()
     return f"t={t},v1={digest}"
 
 
@@ -89,6 +89,13 @@ async def deliver(client, evt: dict | bytes, secret: str = STRIPE_SECRET, timest
 
 async def deliver_ok(client, evt: dict) -> dict:
     r = await deliver(client, evt)
+    assert r.status == 200, await r.text()
+    return await r.json()
+
+
+async def shown_subscription(client, user_id: str) -> dict:
+    """The user's subscription as GET /v1/users/{id}/subscription answers it (through the cache)."""
+    r = await client.get(f"/v1/users/{user_id}/subscription", headers=READ)
     assert r.status == 200, await r.text()
     return await r.json()
 

@@ -9,12 +9,21 @@ import pytest
 from service.app import all_routes, create_app
 from service.deps import DEPS
 from service.logs import JsonFormatter
-from service.routing import PUBLIC, READ as READ_SCOPE, WRITE as WRITE_SCOPE
-from tests.conftest import READ, READ_TOKEN, WRITE, WRITE_TOKEN, make_settings, unique_email
+from service.routing import PUBLIC
+from service.routing import READ as READ_SCOPE
+from service.routing import WRITE as WRITE_SCOPE
+from tests.conftest import (
+    READ,
+    READ_TOKEN,
+    WRITE,
+    WRITE_TOKEN,
+    make_settings,
+    unique_email,
+)
 
 UNAUTHENTICATED = {("POST", "/v1/stripe/webhook")}
 READ_ONLY_POSTS = {("POST", "/v1/sessions/lookup"), ("POST", "/v1/users/{id}/verify-password")}
-OPEN = {"/healthz", "/readyz", "/metrics", "/openapi.json"}
+OPEN = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/{asset}"}
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "code"}
 
 
@@ -118,7 +127,7 @@ async def test_write_token_passes_auth_everywhere(client):
 
 async def test_open_routes_need_no_token(client):
     for path in sorted(OPEN):
-        r = await client.get(path)
+        r = await client.get(path.replace("{asset}", "swagger-ui.css"))
         assert r.status == 200, (path, await r.text())
         assert r.headers.get("X-Request-Id")
     # The webhook is not under bearer auth: a missing signature is a 400, not a 401.
@@ -166,7 +175,7 @@ async def test_unknown_route_and_method_are_problems(client):
         r = await client.get(path, headers=WRITE)
         body = await r.json()
         assert_problem(r, body, 404)
-        assert body["code"] == "not_found"
+        assert body["code"] == "route_not_found"
     r = await client.put("/healthz")
     assert_problem(r, await r.json(), 405)
     assert "GET" in r.headers.get("Allow", "")

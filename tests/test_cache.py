@@ -8,7 +8,8 @@ import uuid
 
 import pytest
 
-from service import cache as cache_module
+from service.cache import memory as memory_module
+from service.cache import read_through as cache_module
 from service.cache import NOT_FOUND, Cache, MemoryBackend, RedisBackend, create_cache
 from tests.conftest import make_settings
 
@@ -73,7 +74,9 @@ async def ttl_ms(cache, key):
 def jump_clock(monkeypatch, seconds):
     """service.cache's clock (only its own, not the event loop's) jumps `seconds` ahead."""
     real = time.monotonic
-    monkeypatch.setattr(cache_module, "time", types.SimpleNamespace(monotonic=lambda: real() + seconds))
+    clock = types.SimpleNamespace(monotonic=lambda: real() + seconds)
+    for module in (cache_module, memory_module):
+        monkeypatch.setattr(module, "time", clock)
 
 
 async def let_expire(cache, monkeypatch, seconds):

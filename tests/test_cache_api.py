@@ -9,7 +9,7 @@ and still reading the old value; a write through the API must then show the new 
 import asyncio
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -21,7 +21,6 @@ from service.deps import DEPS
 from service.queries import Q
 from tests.conftest import READ, WRITE, make_settings, unique_email
 from tests.redis_server import RedisServer
-
 
 # ---- helpers ----------------------------------------------------------------------------------------
 
@@ -65,7 +64,7 @@ async def stats(client):
 
 
 def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class QueryCounter:
@@ -100,9 +99,9 @@ async def test_stats_shape_and_counts_match_what_happened(client):
     r = await client.get("/metrics")
     assert r.status == 200
     text = await r.text()
-    assert 'cache_lookups{result="hit"} 3.0' in text
-    assert 'cache_lookups{result="miss"} 3.0' in text
-    assert 'cache_lookups{result="error"} 0.0' in text
+    assert 'cache_lookups_total{kind="user",result="hit"} 3.0' in text
+    assert 'cache_lookups_total{kind="user",result="miss"} 3.0' in text
+    assert 'cache_errors_total 0.0' in text
 
 
 async def test_stats_need_a_token(client):
@@ -332,7 +331,7 @@ async def test_invalidate_by_user_tag_drops_all_of_that_users_entries(client, sq
 
 async def test_entries_never_outlive_the_session_or_chart(client, sql, deps):
     uid = (await create_user(client, name="Ada"))["id"]
-    expires = datetime.now(timezone.utc) + timedelta(seconds=2.5)
+    expires = datetime.now(UTC) + timedelta(seconds=2.5)
     token = await create_session(client, uid, iso(expires))
     r = await client.post("/v1/charts", headers=WRITE,
                           json={"userId": uid, "chartType": "HORARY", "chartData": {}, "expiresAt": iso(expires)})
@@ -351,7 +350,7 @@ async def test_entries_never_outlive_the_session_or_chart(client, sql, deps):
 
     await sql.execute("UPDATE users SET name = 'Later' WHERE id = $1", uid)
     assert (await lookup(client, token))["user"]["name"] == "Ada"  # cached for now
-    await asyncio.sleep(max(0.0, (expires - datetime.now(timezone.utc)).total_seconds()) + 0.1)
+    await asyncio.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.1)
     assert (await lookup(client, token))["user"]["name"] == "Later"  # the entry went with the session
     await get(client, pair, 404)  # a cached chart would outlive its expiresAt
     await get(client, f"/v1/charts/{chart['id']}", 404)
@@ -457,7 +456,7 @@ async def test_redis_killed_mid_test_answers_from_the_database_then_resumes(own_
     assert r.status == 200
     assert await r.json() == {"status": "ok", "database": "ok", "redis": "degraded"}
     r = await client.get("/metrics")
-    assert f'cache_lookups{{result="error"}} {float(during["errors"])}' in await r.text()
+    assert f'cache_errors_total {float(during["errors"])}' in await r.text()
 
     await own_redis.start()  # same port, empty
     bodies = await poll_until_hit(client, f"/v1/users/{uid}")

@@ -2,7 +2,7 @@
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -22,7 +22,7 @@ def new_user_id():
 
 
 def iso(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse(text: str) -> datetime:
@@ -60,9 +60,9 @@ async def insert_live(db, user_id, chart_type="TROPICAL") -> str:
 
 async def test_create_with_ttl_seconds(client):
     user_id = new_user_id()
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     chart = await post_chart(client, userId=user_id, ttlSeconds=600, interpretation="A watery Sun.")
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     assert chart["userId"] == user_id
     assert chart["chartType"] == "TROPICAL"
     assert chart["chartData"] == CHART_DATA
@@ -73,7 +73,7 @@ async def test_create_with_ttl_seconds(client):
 
 
 async def test_create_with_expires_at(client):
-    expires = datetime.now(timezone.utc).replace(microsecond=123000) + timedelta(days=2)
+    expires = datetime.now(UTC).replace(microsecond=123000) + timedelta(days=2)
     chart = await post_chart(client, userId=new_user_id(), ttlSeconds=None,
                              expiresAt=expires.astimezone(timezone(timedelta(hours=2))).isoformat())
     assert chart["expiresAt"] == iso(expires)

@@ -79,11 +79,24 @@ async def test_sweep_command_deletes_only_expired_rows(empty_database):
             INSERT INTO chart_cache (id, "chartType", "chartData", "expiresAt")
               SELECT 'live' || i, 'HORARY', '{}', (now() AT TIME ZONE 'UTC') + interval '1 hour'
               FROM generate_series(1, 5) i;
+            INSERT INTO users (id, email) VALUES ('u1', 'u1@example.com');
+            INSERT INTO sessions (id, "sessionToken", "userId", expires)
+              SELECT 's' || i, 'token-' || i, 'u1',
+                     (now() AT TIME ZONE 'UTC') + CASE WHEN i <= 13 THEN interval '-1 second' ELSE interval '1 day' END
+              FROM generate_series(1, 15) i;
+            INSERT INTO verification_tokens (identifier, token, expires)
+              SELECT 'u1@example.com', 'vt-' || i,
+                     (now() AT TIME ZONE 'UTC') + CASE WHEN i <= 4 THEN interval '-1 hour' ELSE interval '1 hour' END
+              FROM generate_series(1, 5) i;
         """)
         result = cli("sweep", database_url=empty_database, SWEEP_BATCH_SIZE="10")
         assert result.returncode == 0, result.stderr
-        assert "deleted 25 expired chart row(s) in 3 batch(es)" in result.stdout
+        assert "chart_cache: deleted 25 expired row(s) in 3 batch(es)" in result.stdout
+        assert "sessions: deleted 13 expired row(s) in 2 batch(es)" in result.stdout
+        assert "verification_tokens: deleted 4 expired row(s) in 1 batch(es)" in result.stdout
         assert await conn.fetchval("SELECT count(*) FROM chart_cache") == 5
+        assert {r["id"] for r in await conn.fetch("SELECT id FROM sessions")} == {"s14", "s15"}
+        assert await conn.fetchval("SELECT array_agg(token ORDER BY token) FROM verification_tokens") == ["vt-5"]
     finally:
         await conn.close()
 

@@ -1,39 +1,19 @@
-"""What runs in production: the Dockerfile's and compose's entry points, `serve` as a process, SIGTERM."""
+"""What runs in production: `serve` as a process, SIGTERM, workers (the image and compose: test_docker.py)."""
 
 import asyncio
 import os
-import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import aiohttp
-import yaml
 
-from tests.conftest import READ, WRITE, unique_email
+from tests.conftest import unique_email
 from tests.pg_cluster import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKENS = "w:deploy-write:write,r:deploy-read:read"
-
-
-def test_dockerfile_runs_the_tested_entry_points_as_a_non_root_user():
-    text = (ROOT / "Dockerfile").read_text()
-    assert text.count("FROM ") >= 2, "multi-stage"
-    assert re.search(r"^USER app$", text, re.M)
-    assert 'CMD ["python", "-m", "service", "serve"]' in text
-    assert "HEALTHCHECK" in text and "/healthz" in text
-    for folder in ("service", "sql", "migrations", "config"):
-        assert f"COPY {folder} ./{folder}" in text
-
-
-def test_compose_has_the_production_shape():
-    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
-    assert compose["postgres"]["image"].startswith("postgres:16")
-    assert compose["redis"]["image"].startswith("redis:7")
-    assert compose["migrate"]["command"] == ["python", "-m", "service", "migrate"]
-    assert compose["service"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
 
 def start_service(database_url, redis_url, *args, **env):
@@ -62,8 +42,10 @@ async def wait_healthy(base, process, timeout=30):
 
 
 async def test_sigterm_under_load_finishes_in_flight_requests_and_exits_0(migrated_database_url, redis_url):
-    # bcrypt at 10 rounds on one thread: 20 sign-ups are still in their handlers when SIGTERM comes.
-    process, base = start_service(migrated_database_url, redis_url, BCRYPT_ROUNDS="10")
+    # bcrypt at 10 rounds on one thread: 20 sign-ups are still in their handlers when SIGTERM comes
+    # (password places for all 20, so none is refused: this is about draining, not rationing).
+    process, base = start_service(migrated_database_url, redis_url, BCRYPT_ROUNDS="10", BCRYPT_THREADS="1",
+                                  BCRYPT_QUEUE_SIZE="20", BCRYPT_CALLER_SHARE="1.0")
     try:
         await wait_healthy(base, process)
         headers = {"Authorization": "Bearer deploy-write"}

@@ -8,6 +8,9 @@ input is rejected, auth is not ignored. Two checks are left out, on purpose:
 * allow_header_conformance: aiohttp's 405 lists every method of the templates a path matches, e.g.
   /v1/charts/sweep also matches GET /v1/charts/{id}, which is true but not what the schema lists.
 FUZZ_EXAMPLES sets the examples per operation (25 in the suite; bench/RESULTS.md records a longer run).
+tests/fuzz/hooks.py adds hostile bodies the schema cannot describe (JSON nested 120 deep, tokens shaped
+like ciphertext); tests/test_hostile_input.py covers the cases a generator cannot send (cut-off uploads,
+stored tokens that do not decrypt).
 """
 
 import asyncio
@@ -22,6 +25,7 @@ from service.app import create_app
 from tests.conftest import WRITE_TOKEN
 
 CONFIG = Path(__file__).parent / "fuzz" / "schemathesis.toml"
+ROOT = Path(__file__).resolve().parent.parent
 EXCLUDED_CHECKS = "positive_data_acceptance,allow_header_conformance"
 
 
@@ -38,7 +42,9 @@ async def test_schemathesis_finds_no_failure(settings, tmp_path):
             "--phases", "examples,coverage,fuzzing", "--workers", "2",
             "--report", "junit", "--report-dir", str(tmp_path),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            env={**os.environ, "NO_COLOR": "1"}, cwd=str(tmp_path),
+            env={**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks",
+                 "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
+            cwd=str(tmp_path),
         )
         output, _ = await asyncio.wait_for(process.communicate(), timeout=600)
         text = output.decode(errors="replace")

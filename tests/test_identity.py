@@ -55,12 +55,12 @@ async def test_link_get_list_unlink_account(client, deps):
     assert dict(raw) == {"access_token": "at", "refresh_token": "rt", "id_token": "idt"}
 
     path = f"/v1/accounts/google/{body['providerAccountId']}"
-    r = await client.get(path, headers=READ)
+    r = await client.get(path, headers=WRITE)  # OAuth tokens are shown to write-scope callers only
     assert r.status == 200
     got = await r.json()
     assert {k: v for k, v in got.items() if k != "id"} == body
 
-    r = await client.get(f"/v1/users/{user['id']}/accounts", headers=READ)
+    r = await client.get(f"/v1/users/{user['id']}/accounts", headers=WRITE)
     assert r.status == 200
     page = await r.json()
     assert [a["providerAccountId"] for a in page["data"]] == [body["providerAccountId"]]
@@ -280,17 +280,17 @@ async def test_tokens_are_encrypted_at_rest_and_returned_decrypted(encrypted_cli
 
     raw = await raw_tokens(client, "google", body["providerAccountId"])
     for name in ("access_token", "refresh_token", "id_token"):
-        assert raw[name].startswith("enc:v1:k1:"), raw
+        assert raw[name].startswith("enc:v2:k1:"), raw
         assert "secret" not in raw[name]
     assert raw["token_type"] == "bearer"  # not a secret: stored as given
     # Two encryptions of one value differ (a fresh nonce each time).
     assert len({raw["access_token"], raw["refresh_token"], raw["id_token"]}) == 3
 
-    got = await (await client.get(f"/v1/accounts/google/{body['providerAccountId']}", headers=READ)).json()
+    got = await (await client.get(f"/v1/accounts/google/{body['providerAccountId']}", headers=WRITE)).json()  # tokens: write scope only
     assert got == account
-    full = await (await client.get(f"/v1/users/{user['id']}?include=accounts", headers=READ)).json()
+    full = await (await client.get(f"/v1/users/{user['id']}?include=accounts", headers=WRITE)).json()  # tokens: write scope only
     assert full["accounts"] == [account]
-    page = await (await client.get(f"/v1/users/{user['id']}/accounts", headers=READ)).json()
+    page = await (await client.get(f"/v1/users/{user['id']}/accounts", headers=WRITE)).json()  # tokens: write scope only
     assert page["data"] == [account]
 
 
@@ -310,16 +310,16 @@ async def test_key_rotation_still_decrypts_old_values(encrypted_client):
     user = await new_user(old_client)
     old = account_body(user["id"], access_token="old-access", refresh_token="old-refresh")
     assert (await old_client.post("/v1/accounts", json=old, headers=WRITE)).status == 201
-    assert (await raw_tokens(old_client, "google", old["providerAccountId"]))["access_token"].startswith("enc:v1:k1:")
+    assert (await raw_tokens(old_client, "google", old["providerAccountId"]))["access_token"].startswith("enc:v2:k1:")
 
     client = await encrypted_client(f"{k2},{k1}")
-    got = await (await client.get(f"/v1/accounts/google/{old['providerAccountId']}", headers=READ)).json()
+    got = await (await client.get(f"/v1/accounts/google/{old['providerAccountId']}", headers=WRITE)).json()  # tokens: write scope only
     assert got["access_token"] == "old-access" and got["refresh_token"] == "old-refresh"
     new = account_body(user["id"], access_token="new-access")
     created = await (await client.post("/v1/accounts", json=new, headers=WRITE)).json()
     assert created["access_token"] == "new-access"
-    assert (await raw_tokens(client, "google", new["providerAccountId"]))["access_token"].startswith("enc:v1:k2:")
-    by_user = await (await client.get(f"/v1/users/{user['id']}?include=accounts", headers=READ)).json()
+    assert (await raw_tokens(client, "google", new["providerAccountId"]))["access_token"].startswith("enc:v2:k2:")
+    by_user = await (await client.get(f"/v1/users/{user['id']}?include=accounts", headers=WRITE)).json()  # tokens: write scope only
     assert {a["access_token"] for a in by_user["accounts"]} == {"old-access", "new-access"}
 
 
@@ -328,7 +328,7 @@ async def test_plain_values_from_before_encryption_are_returned_as_they_are(clie
     body = account_body(user["id"], access_token="plain-access")
     assert (await client.post("/v1/accounts", json=body, headers=WRITE)).status == 201
     enc = await encrypted_client(key_spec("k1"))
-    got = await (await enc.get(f"/v1/accounts/google/{body['providerAccountId']}", headers=READ)).json()
+    got = await (await enc.get(f"/v1/accounts/google/{body['providerAccountId']}", headers=WRITE)).json()  # tokens: write scope only
     assert got["access_token"] == "plain-access"
 
 
@@ -343,7 +343,7 @@ async def test_authjs_adapter_lifecycle(client, deps):
     user = await r.json()
     uid = user["id"]
     # getUserByEmail
-    assert await (await client.get(f"/v1/users/by-email/{email}", headers=READ)).json() == user
+    assert await (await client.get(f"/v1/users/by-email/{email}", headers=WRITE)).json()  # tokens: write scope only == user
     # linkAccount
     pid = uuid.uuid4().hex
     account = {"userId": uid, "type": "oauth", "provider": "github", "providerAccountId": pid,

@@ -322,14 +322,14 @@ async def test_defaults_page_1_limit_10_newest_first(paging_client):
     pagination = body["pagination"]
     assert isinstance(pagination.pop("nextCursor"), str)
     assert pagination == {"page": 1, "limit": 10, "total": 25, "totalPages": 3, "hasNext": True,
-                          "hasPrev": False}
+                          "hasPrev": False, "totalIsEstimate": False}
 
 
 async def test_pages(paging_client):
     body = await get_page(paging_client, "/v1/users", page="3")
     assert [row["id"] for row in body["data"]] == PAGING_NEWEST_FIRST[20:]
     assert body["pagination"] == {"page": 3, "limit": 10, "total": 25, "totalPages": 3, "hasNext": False,
-                                  "hasPrev": True, "nextCursor": None}
+                                  "hasPrev": True, "nextCursor": None, "totalIsEstimate": False}
     body = await get_page(paging_client, "/v1/users", page="4", limit="7")
     assert [row["id"] for row in body["data"]] == PAGING_NEWEST_FIRST[21:]
     assert body["pagination"]["totalPages"] == 4 and not body["pagination"]["hasNext"]

@@ -9,11 +9,19 @@ from datetime import datetime
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from multidict import MultiDict
 
 from service.db import encode_timestamp
-from service.listing import RESERVED, ListQuery, _cursor_secret, build_list_query, encode_cursor
+from service.listing import (
+    DEFAULT_LIMITS,
+    RESERVED,
+    ListQuery,
+    _cursor_secret,
+    build_list_query,
+    encode_cursor,
+)
 from service.problems import Problem
 from service.routes.lists import ACCOUNTS, CHARTS, SUBSCRIPTIONS, USERS
 
@@ -59,7 +67,7 @@ reserved_value = {
     "select": st.one_of(select_value, piece),
     "cursor": st.one_of(_cursor(json_scalar), piece, text.map(lambda t: base64.urlsafe_b64encode(t.encode())
                                                                .decode())),
-    "count": st.one_of(st.sampled_from(["exact", "estimated", "none", "EXACT"]), piece),
+    "count": st.one_of(st.sampled_from(["auto", "exact", "estimated", "none", "EXACT"]), piece),
 }
 pair = st.one_of(
     st.tuples(st.sampled_from(FIELD_NAMES), filter_value),
@@ -71,10 +79,11 @@ queries = st.lists(pair, max_size=6)
 # ---- what SQL text is allowed to consist of -------------------------------------------------------------
 
 KEYWORDS = {"SELECT", "AS", "FROM", "WHERE", "ORDER", "BY", "ASC", "DESC", "NULLS", "FIRST", "LAST", "LIMIT",
-            "OFFSET", "AND", "OR", "NOT", "IS", "NULL", "TRUE", "FALSE", "LIKE", "ILIKE", "ANY", "count",
+            "OFFSET", "AND", "OR", "NOT", "IS", "NULL", "TRUE", "FALSE", "LIKE", "ILIKE", "ANY", "count", "capped",
             "users", "accounts", "subscriptions", "chart_cache"}
 SYMBOLS = set("(),=<>*")
 PLACEHOLDER = re.compile(r'\$(\d+)::(?:"(\w+)"|(\w+))(\[\])?')
+CAPPED = str(DEFAULT_LIMITS.count_cap + 1)  # count=auto: count(*) of at most cap + 1 rows
 TYPES = {"text", "timestamp", "boolean", "integer", "Role", "SubscriptionStatus", "ChartType"}
 
 
@@ -90,7 +99,8 @@ def assert_sql_is_built_from_the_whitelist(spec, sql: str, args: list) -> None:
     assert identifiers <= {f.name for f in spec.fields}, identifiers
     rest = re.sub(r'"[^"]*"', " ", rest)
     for token in re.findall(r"[A-Za-z_]\w*|\d+|\S", rest):
-        assert token in KEYWORDS or token in SYMBOLS or token == "1", (token, sql)
+        # the only number: the count cap of the settings (never a client's value)
+        assert token in KEYWORDS or token in SYMBOLS or token in ("1", CAPPED), (token, sql)
     assert numbers <= set(range(1, len(args) + 1)), (numbers, len(args))
 
 
@@ -124,7 +134,11 @@ def check(spec_name: str, pairs: list[tuple[str, str]]) -> ListQuery | Problem:
     if q.count_sql is not None:
         assert_sql_is_built_from_the_whitelist(spec, q.count_sql, q.count_args)
         assert_sql_is_built_from_the_whitelist(spec, q.estimate_sql, q.count_args)
-        assert "LIMIT" not in q.count_sql
+        # count=auto stops counting after the cap; exact and estimated count every row
+        assert (f"LIMIT {CAPPED}" in q.count_sql) == (q.count_mode == "auto")
+    if q.budget_sql is not None:
+        assert_sql_is_built_from_the_whitelist(spec, q.budget_sql, q.budget_args)
+        assert {int(n) for n in re.findall(r"\$(\d+)", q.budget_sql)} == set(range(1, len(q.budget_args) + 1))
     assert_args_are_sendable(q.args)
     assert q.args[: len(fixed)] == fixed
     for key, value in pairs:  # no injection string in the SQL, in any position
@@ -235,8 +249,9 @@ def test_well_formed_queries_are_accepted(data, spec_name):
         pairs.append(("sort", ",".join(data.draw(st.sampled_from(["", "-"])) + s for s in sort)))
     pairs.append(("select", ",".join(data.draw(st.lists(st.sampled_from([f.name for f in spec.fields]),
                                                          min_size=1, max_size=4)))))
-    pairs.append(("limit", str(data.draw(st.integers(1, 100)))))
-    pairs.append(("page", str(data.draw(st.integers(1, 1000)))))
+    limit = data.draw(st.integers(1, 100))
+    pairs.append(("limit", str(limit)))
+    pairs.append(("page", str(data.draw(st.integers(1, DEFAULT_LIMITS.max_offset_rows // limit)))))
     q = check(spec_name, pairs)
     assert isinstance(q, ListQuery), (pairs, q.errors if isinstance(q, Problem) else None)
 
@@ -271,7 +286,7 @@ def test_a_name_given_twice_gives_each_condition_once():
 
 def test_defaults():
     q = build([])
-    assert (q.page, q.limit, q.count_mode, q.cursor_mode) == (1, 10, "exact", False)
+    assert (q.page, q.limit, q.count_mode, q.cursor_mode) == (1, 10, "auto", False)
     assert [(f.name, d) for f, d in q.sort] == [("createdAt", True), ("id", True)]
     assert q.args[-2:] == [11, 0]  # one row more than the page tells whether there is a next one
 
@@ -318,3 +333,35 @@ def test_cursor_round_trip_and_keyset_condition():
 def test_reserved_names_are_not_fields():
     for spec, _ in SPECS.values():
         assert not set(RESERVED) & set(spec.by_name)
+
+
+def test_what_is_expensive_and_what_needs_the_row_budget():
+    # searches and exact counts run under the short timeout; a value that merely contains "like." does not
+    assert build([("email", "ilike.*abc*")]).expensive and build([("count", "exact")]).expensive
+    assert not build([("email", "eq.like.x")]).expensive and not build([]).expensive
+    # index-backed: no budget query
+    for pairs in ([], [("email", "ilike.*abc*")], [("role", "eq.ADMIN")], [("sort", "email")],
+                  [("createdAt", "gte.2026-01-01T00:00:00Z")]):
+        assert build(pairs).budget_sql is None, pairs
+    # not index-backed: the budget counts the rows the index-backed conditions leave (renumbered $n)
+    q = build([("name", "ilike.*a*"), ("role", "eq.ADMIN"), ("sort", "name")])
+    assert q.budget_param == "name" and q.budget_args == ["ADMIN"]
+    assert q.budget_sql == ('SELECT count(*) FROM (SELECT 1 FROM users WHERE "role" = $1::"Role" LIMIT 10001) '
+                            'AS capped')
+    assert build([("sort", "updatedAt")]).budget_param == "sort"
+    assert build([("role", "neq.USER")]).budget_param == "role"
+    # nullable fields sort NULLS FIRST ascending: only an index built that way serves the sort
+    assert build([("sort", "currentPeriodEnd")], SUBSCRIPTIONS).budget_sql is None
+    assert build([("sort", "-userId")], CHARTS).budget_param == "sort"
+    # the accounts of one user are few: nothing is budgeted
+    assert build([("provider", "like.g*"), ("sort", "scope")], ACCOUNTS, ["u1"]).budget_sql is None
+
+
+def test_offset_cap_and_pattern_caps():
+    build([("page", "100"), ("limit", "100")])  # 10,000 rows: the cap itself
+    for pairs, field in (([("page", "101"), ("limit", "100")], "page"), ([("page", "1001")], "page"),
+                         ([("email", "like." + "x" * 101)], "email"),
+                         ([("createdAt", "gte.2026-01-01T00:00:00Z")] * 11, "createdAt")):
+        with pytest.raises(Problem) as caught:
+            build(pairs)
+        assert caught.value.status == 400 and caught.value.errors[0].field == field

@@ -1,11 +1,13 @@
 """REDIS_URL forms, the cache's hash tag, the subscriber's RESP parsing, multi-host migrate URLs."""
 
 import asyncio
+from urllib.parse import quote
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from service.invalidation_subscriber import Subscription, _command, _Incomplete, _parse
-from service.migrate import yoyo_url
+from service.migrate import APPLICATION_NAME, conninfo, yoyo_url
 from service.redis_connect import CLUSTER, PLAIN, SENTINEL, hash_tagged, parse_redis_url
 
 
@@ -81,6 +83,10 @@ async def test_subscriber_applies_messages_in_order_and_reports_a_lost_connectio
 
 
 def test_multi_host_database_url_for_migrations():
+    name = "application_name=" + quote(APPLICATION_NAME)
     assert yoyo_url("postgresql://root@h1:5432,h2:5433/app?target_session_attrs=read-write") == (
-        "postgresql+psycopg://root@/app?target_session_attrs=read-write&host=h1,h2&port=5432,5433")
-    assert yoyo_url("postgresql://u:p@h1:1/app") == "postgresql+psycopg://u:p@h1:1/app"
+        "postgresql+psycopg://root@/app?target_session_attrs=read-write&host=h1,h2&port=5432,5433&" + name)
+    assert yoyo_url("postgresql://u:p@h1:1/app") == "postgresql+psycopg://u:p@h1:1/app?" + name
+    # migrate's own connections (lock checks, blocker watcher) get every host too
+    info = conninfo_to_dict(conninfo("postgresql://root@h1:5432,h2:5433/app?target_session_attrs=read-write"))
+    assert (info["host"], info["port"], info["target_session_attrs"]) == ("h1,h2", "5432,5433", "read-write")

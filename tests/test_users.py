@@ -237,7 +237,7 @@ async def test_get_with_include_embeds_relations(client):
             "providerAccountId": uuid.uuid4().hex, "access_token": "at-" + provider})
         assert r.status == 201
     r = await client.get(f"/v1/users/{user['id']}", params={"include": "subscription,natalData,accounts"},
-                         headers=READ)
+                         headers=WRITE)  # OAuth tokens are shown to write-scope callers only
     assert r.status == 200
     full = await r.json()
     assert set(full) == USER_KEYS | {"subscription", "natalData", "accounts"}

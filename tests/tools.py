@@ -7,12 +7,12 @@ import shutil
 import pytest
 
 
-def require_tool(name: str) -> str:
+def require_tool(name: str, package: str | None = None) -> str:
     path = shutil.which(name) or next(
         (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.path.exists(p)), None)
     if path:
         return path
-    message = f"{name} is not installed (Debian package: {name})"
+    message = f"{name} is not installed (Debian package: {package or name})"
     if os.environ.get("AW_REQUIRE_TOOLS") == "1":
         pytest.fail(message)
     pytest.skip(message)

@@ -4,8 +4,7 @@ and sweep expired rows in bounded batches."""
 from __future__ import annotations
 
 import logging
-import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
@@ -17,6 +16,7 @@ from ..queries import Q
 from ..schemas import ChartCreate, ChartType
 from . import keys
 from .sessions import seconds_until
+from .sweeps import SweepResult, sweep_table
 
 log = logging.getLogger("service.charts")
 encode = msgspec.json.Encoder().encode
@@ -34,8 +34,8 @@ async def create_chart(deps: Deps, body: ChartCreate) -> dict:
     chart_type = parse_chart_type(body.chartType)
     if (body.ttlSeconds is None) == (body.expiresAt is None):
         raise validation("ttlSeconds", "give exactly one of ttlSeconds or expiresAt")
-    expires = body.expiresAt or datetime.now(timezone.utc) + timedelta(seconds=body.ttlSeconds)
-    if expires <= datetime.now(timezone.utc):
+    expires = body.expiresAt or datetime.now(UTC) + timedelta(seconds=body.ttlSeconds)
+    if expires <= datetime.now(UTC):
         raise validation("expiresAt", "must be in the future")
     row = await deps.db.fetchrow(Q.insert_chart, new_id(), body.userId, chart_type, body.chartData,
                                  body.interpretation, expires)
@@ -71,25 +71,6 @@ async def delete_charts(deps: Deps, user_id: str, chart_type: str | None) -> int
     return count
 
 
-class SweepResult(msgspec.Struct):
-    count: int
-    batches: int
-    longestBatchMs: float
-
-
-async def sweep_expired(deps: Deps, batch_size: int | None = None) -> SweepResult:
+async def sweep_expired(deps: Deps, batch_size: int | None = None, metrics=None) -> SweepResult:
     """Delete expired rows, one short transaction per batch, until a batch comes back short."""
-    batch_size = batch_size or deps.settings.sweep_batch_size
-    total = batches = 0
-    longest = 0.0
-    while True:
-        started = time.perf_counter()
-        deleted = affected_rows(await deps.db.execute(Q.sweep_expired_charts, batch_size))
-        longest = max(longest, time.perf_counter() - started)
-        total += deleted
-        batches += 1
-        if deleted < batch_size:
-            break
-    if total:
-        log.info("swept expired charts", extra={"count": total, "batches": batches})
-    return SweepResult(total, batches, round(longest * 1000, 2))
+    return await sweep_table(deps, "chart_cache", batch_size, metrics)

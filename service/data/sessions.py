@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import asyncpg
 import msgspec
@@ -30,25 +30,33 @@ async def create_session(deps: Deps, body: SessionCreate) -> dict:
 
 def seconds_until(timestamp: str) -> float:
     expires = parse_timestamp(timestamp)
-    return (expires - datetime.now(timezone.utc)).total_seconds()
+    return (expires - datetime.now(UTC)).total_seconds()
+
+
+_CACHED_HEAD = b'{"session":{'
 
 
 async def lookup_session(deps: Deps, token: str) -> bytes | None:
-    """{session, user} as JSON; cached at most until the session expires."""
+    """{session, user} as JSON; cached at most until the session expires.
+
+    The cached copy leaves the session token out (the key is its hash): a secret never sits in Redis
+    in clear. The caller sent the token, so it is put back into the answer here."""
 
     async def load():
         row = await deps.read_db.fetchrow(Q.lookup_session, token)
         if row is None:
             return None, None, ()
-        session = {"id": row["id"], "sessionToken": row["sessionToken"], "userId": row["userId"],
-                   "expires": row["expires"]}
+        session = {"id": row["id"], "userId": row["userId"], "expires": row["expires"]}
         user = {"id": row["u_id"], "email": row["u_email"], "emailVerified": row["u_email_verified"],
                 "name": row["u_name"], "image": row["u_image"], "role": row["u_role"],
                 "createdAt": row["u_created_at"], "updatedAt": row["u_updated_at"]}
         tags = (keys.user_tag(row["userId"]),)
         return encode({"session": session, "user": user}), seconds_until(row["expires"]), tags
 
-    return await deps.cache.read_through(keys.session_lookup(token), deps.settings.cache_ttl_user, load)
+    cached = await deps.cache.read_through(keys.session_lookup(token), deps.settings.cache_ttl_user, load)
+    if cached is None:
+        return None
+    return b'{"session":{"sessionToken":' + encode(token) + b"," + cached[len(_CACHED_HEAD):]
 
 
 async def update_session(deps: Deps, token: str, expires) -> dict:

@@ -1,161 +1,324 @@
-"""Stripe events -> subscriptions, safe against retries, reordering and early arrival.
+"""Stripe events -> subscriptions: each event updates a stored current state, in O(1), at any history size.
 
-Every event of a handled type is stored once (by its id) in stripe_events. A subscription's state is
-the fold of all its stored events in `created` order, each event setting the fields it knows (a
-customer.subscription.* event: status, price, period end, cancel-at-period-end; an invoice event:
-status only). So:
-* a duplicate is recognised by its id and changes nothing;
-* an event older than those applied changes only fields no newer event has set, i.e. nothing that
-  in-order delivery would not also have ended with;
-* an event for a customer or user not linked yet waits in stripe_events and is folded in when
-  checkout.session.completed links them.
+* Every signed event is stored once (by its id) with its outcome: applied, pending (its customer or
+  user is not linked yet), duplicate (answered, not stored again), ignored, conflict or rejected (+ reason).
+* Status comes only from Subscription objects (customer.subscription.* events, or Stripe's API when
+  STRIPE_API_KEY is set). Invoice events never set it; with an API key they trigger a refresh.
+* Per Stripe subscription, stripe_subscription_state holds the state the newest event gave;
+  stripe_objects.newer decides whether an event's state replaces it (terminal wins, later second wins,
+  same-second ties by a fixed rule), so no history is ever re-read.
+* The user's row shows the customer's preferred subscription (stripe_objects.preference); a row is
+  written only when a value changes, so no-op events leave updatedAt and the cache alone.
 Events of one customer are applied one at a time (an advisory lock), each in one transaction.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
 
 import msgspec
 
+from ..db import affected_rows
 from ..deps import Deps
 from ..ids import new_id
-from ..problems import Problem
 from ..queries import Q
+from ..stripe_api import StripeUnavailable
 from . import keys
+from .stripe_objects import (
+    CHECKOUT,
+    INVOICE_PREFIX,
+    SUBSCRIPTION_PREFIX,
+    Event,
+    Rejected,
+    State,
+    carry_base,
+    checkout_user,
+    decode_event,
+    fallback_id,
+    identifier,
+    invoice_subscription,
+    newer,
+    parse_event,
+    preference,
+    same_state,
+    state_from_row,
+    subscription_state,
+)
 
 log = logging.getLogger("service.stripe")
 
-STATUS_MAP = {
-    "trialing": "TRIALING", "active": "ACTIVE", "past_due": "PAST_DUE", "unpaid": "PAST_DUE",
-    "canceled": "CANCELLED", "incomplete": "INACTIVE", "incomplete_expired": "INACTIVE", "paused": "INACTIVE",
-}
-SUBSCRIPTION_EVENTS = {f"customer.subscription.{s}" for s in ("created", "updated", "deleted", "paused", "resumed")}
-INVOICE_EVENTS = {"invoice.paid": "ACTIVE", "invoice.payment_failed": "PAST_DUE"}
-CHECKOUT = "checkout.session.completed"
-HANDLED = SUBSCRIPTION_EVENTS | set(INVOICE_EVENTS) | {CHECKOUT}
-
-
-class StripeEvent(msgspec.Struct):
-    id: str
-    type: str
-    created: int
-    data: dict
+# A subscription id -> its current Subscription object from Stripe's API (STRIPE_API_KEY set), or None.
+Fetch = Callable[[str], Awaitable[dict]]
 
 
 @dataclass
-class Fields:
-    """What the events set; a field absent from `values` is left as it is."""
+class Outcome:
+    outcome: str
+    reason: str | None = None
+    user_id: str | None = None  # whose cached subscription to drop
+    event_type: str = ""  # for the trace span
 
-    values: dict = field(default_factory=dict)
-
-
-def _id_of(value) -> str | None:
-    """Stripe expands some references into objects; either way we want the id."""
-    if isinstance(value, dict):
-        value = value.get("id")
-    return value if isinstance(value, str) and value else None
-
-
-def references(event: StripeEvent) -> tuple[str | None, str | None, str | None]:
-    """(subscription id, customer id, user id) named by an event."""
-    obj = event.data.get("object") or {}
-    if event.type in SUBSCRIPTION_EVENTS:
-        return _id_of(obj.get("id")), _id_of(obj.get("customer")), None
-    if event.type in INVOICE_EVENTS:
-        sub = _id_of(obj.get("subscription"))
-        if sub is None:  # newer API versions: invoice.parent.subscription_details.subscription
-            details = ((obj.get("parent") or {}).get("subscription_details") or {})
-            sub = _id_of(details.get("subscription"))
-        return sub, _id_of(obj.get("customer")), None
-    if event.type == CHECKOUT:
-        user = obj.get("client_reference_id") or (obj.get("metadata") or {}).get("userId")
-        return _id_of(obj.get("subscription")), _id_of(obj.get("customer")), user if isinstance(user, str) else None
-    return None, None, None
+    def answer(self) -> dict:
+        body = {"received": True, "outcome": self.outcome}
+        if self.reason:
+            body["reason"] = self.reason
+        return body
 
 
-def _timestamp(seconds) -> datetime | None:
-    if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
-        return datetime.fromtimestamp(seconds, timezone.utc)
-    return None
-
-
-def fields_set_by(event_type: str, obj: dict) -> dict:
-    if event_type in SUBSCRIPTION_EVENTS:
-        status = STATUS_MAP.get(obj.get("status"))
-        if event_type == "customer.subscription.deleted":
-            status = "CANCELLED"
-        items = ((obj.get("items") or {}).get("data") or [{}])
-        first = items[0] if items else {}
-        price = _id_of((first or {}).get("price"))
-        period_end = obj.get("current_period_end", (first or {}).get("current_period_end"))
-        values = {"stripePriceId": price, "currentPeriodEnd": _timestamp(period_end),
-                  "cancelAtPeriodEnd": bool(obj.get("cancel_at_period_end", False))}
-        if status is not None:
-            values["status"] = status
-        return values
-    if event_type in INVOICE_EVENTS:
-        return {"status": INVOICE_EVENTS[event_type]}
-    return {}
-
-
-def parse_event(payload: bytes) -> StripeEvent:
+async def receive(deps: Deps, payload: bytes, fetch: Fetch | None = None) -> Outcome:
+    """Store and apply one signed event body; never raises for anything inside it."""
     try:
-        return msgspec.json.decode(payload, type=StripeEvent)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise Problem(400, f"not a Stripe event: {exc}") from None
+        raw, stored_payload, had_nul = decode_event(payload)
+    except Rejected as exc:
+        return await _store_unreadable(deps, payload, str(exc))
+    try:
+        event = parse_event(raw, stored_payload, had_nul)
+    except Rejected as exc:
+        return await _store_unreadable(deps, stored_payload, str(exc), raw)
+    result = await apply_event(deps, event, fetch)
+    result.event_type = event.type
+    return result
 
 
-async def apply_event(deps: Deps, event: StripeEvent, payload: bytes) -> str:
-    """Store and apply one event; returns applied, pending, duplicate or ignored."""
-    if event.type not in HANDLED:
-        return "ignored"
-    sub_id, customer_id, user_id = references(event)
-    if event.type in INVOICE_EVENTS and sub_id is None:
-        return "ignored"  # a one-off invoice (no subscription) says nothing about the subscription's status
-    lock_key = customer_id or sub_id or user_id or event.id
-    invalidate_user = None
+async def _store_unreadable(deps: Deps, payload: bytes, reason: str, raw: dict | None = None) -> Outcome:
+    """A signed body that is not an event we can read: kept (as JSON) for ops, answered 2xx."""
+    event_id = raw.get("id") if raw and isinstance(raw.get("id"), str) and raw["id"] and len(raw["id"]) < 256 \
+        else fallback_id(payload)
+    event_type = raw.get("type") if raw and isinstance(raw.get("type"), str) and len(raw["type"]) < 256 else ""
+    stored = raw if raw is not None else {"unreadable": payload.decode("utf-8", "replace").replace("\x00", "\ufffd")}
     async with deps.db.transaction() as conn:
-        await conn.execute(Q.stripe_lock_customer, lock_key)
-        stored = await conn.fetchval(Q.stripe_insert_event, event.id, event.type, event.created, sub_id,
-                                     customer_id, msgspec.json.decode(payload))
-        if stored is None:
-            return "duplicate"
+        await conn.execute(Q.stripe_lock_customer, event_id)
+        if await conn.fetchval(Q.stripe_event_seen, event_id) is not None:
+            return Outcome("duplicate")
+        await conn.execute(Q.stripe_insert_event, event_id, event_type.replace("\x00", ""), 0, None, None,
+                           msgspec.json.decode(msgspec.json.encode(stored)), "rejected", reason)
+    log.warning("stripe event %s rejected: %s", event_id, reason)
+    return Outcome("rejected", reason)
+
+
+def _references(event: Event) -> tuple[str | None, str | None]:
+    """(subscription id, customer id) the event names, for storage and locking; None when unreadable."""
+    obj = event.obj
+    try:
+        customer = identifier(obj.get("customer"), "customer", had_nul=event.had_nul)
+        if event.type.startswith(SUBSCRIPTION_PREFIX):
+            return identifier(obj.get("id"), "id", had_nul=event.had_nul), customer
+        if event.type.startswith(INVOICE_PREFIX):
+            return invoice_subscription(obj, event.had_nul), customer
         if event.type == CHECKOUT:
-            if user_id is None or not await conn.fetchval(Q.user_exists, user_id):
-                return "pending"
-            row = await conn.fetchrow(Q.stripe_link_checkout, new_id(), user_id, customer_id, sub_id)
+            return identifier(obj.get("subscription"), "subscription", had_nul=event.had_nul), customer
+    except Rejected:
+        pass
+    return None, None
+
+
+async def apply_event(deps: Deps, event: Event, fetch: Fetch | None = None, *, replay: bool = False) -> Outcome:
+    """Apply one event in its own transaction. `replay`: the event is already stored (stripe-replay)."""
+    sub_id, customer_id = _references(event)
+    async with deps.db.transaction() as conn:
+        await conn.execute(Q.stripe_lock_customer, customer_id or sub_id or event.id)
+        seen = await conn.fetchval(Q.stripe_event_seen, event.id)
+        if seen is not None and not replay:
+            return Outcome("duplicate")
+        try:
+            result = await _apply(conn, event, sub_id, customer_id, fetch)
+        except Rejected as exc:
+            result = Outcome("rejected", str(exc))
+        if replay and seen is not None:
+            await conn.execute(Q.stripe_update_outcome, event.id, result.outcome, result.reason)
         else:
-            row = await conn.fetchrow(Q.stripe_find_subscription, sub_id, customer_id)
-            if row is None:
-                return "pending"
-        invalidate_user = await _fold_into(conn, row, sub_id, customer_id)
-    if invalidate_user:
-        await deps.cache.invalidate(keys=(keys.subscription_of(invalidate_user),))
-    return "applied"
+            await conn.execute(Q.stripe_insert_event, event.id, event.type, event.created, sub_id, customer_id,
+                               msgspec.json.decode(event.payload), result.outcome, result.reason)
+    if result.user_id:
+        await deps.cache.invalidate(keys=(keys.subscription_of(result.user_id),))
+    if result.outcome in ("conflict", "rejected"):
+        log.warning("stripe event %s (%s): %s: %s", event.id, event.type, result.outcome, result.reason)
+    return result
 
 
-async def _fold_into(conn, row, event_sub_id: str | None = None, event_customer_id: str | None = None) -> str:
-    # A row found by its customer alone names no subscription yet: the event's links it.
-    sub_id = row["stripeSubscriptionId"] or event_sub_id
-    customer_id = row["stripeCustomerId"] or event_customer_id
-    events = await conn.fetch(Q.stripe_events_of_subscription, sub_id, customer_id)
-    values: dict = {}
-    for event in events:
-        obj = (event["payload"].get("data") or {}).get("object") or {}
-        values.update(fields_set_by(event["type"], obj))
-        ref_sub, ref_customer, _ = references(StripeEvent(event["id"], event["type"], event["created"],
-                                                           event["payload"].get("data") or {}))
-        sub_id = sub_id or ref_sub
-        customer_id = customer_id or ref_customer
-    args = [row["id"], customer_id, sub_id]
-    for name in ("stripePriceId", "status", "currentPeriodEnd", "cancelAtPeriodEnd"):
-        args += [name in values, values.get(name)]
-    user_id = await conn.fetchval(Q.stripe_apply_state, *args)
-    await conn.execute(Q.stripe_mark_applied, [e["id"] for e in events])
-    if sub_id and events:
-        newest = events[-1]
-        await conn.execute(Q.stripe_record_newest, sub_id, newest["created"], newest["id"])
-    return user_id
+async def _apply(conn, event: Event, sub_id: str | None, customer_id: str | None, fetch: Fetch | None) -> Outcome:
+    if event.type.startswith(SUBSCRIPTION_PREFIX):
+        if fetch is not None:
+            return await _refresh(conn, event, sub_id, fetch)
+        state = subscription_state(event.obj, created=event.created, event_id=event.id, event_type=event.type,
+                                   previous=event.previous, had_nul=event.had_nul)
+        return await apply_state(conn, state)
+    if event.type.startswith(INVOICE_PREFIX):
+        if sub_id is None:
+            return Outcome("ignored", "the invoice bills no subscription")
+        if fetch is not None:
+            return await _refresh(conn, event, sub_id, fetch)
+        return Outcome("ignored", "invoice events do not set a subscription's status")
+    if event.type == CHECKOUT:
+        result = await _checkout(conn, event, sub_id, customer_id)
+        if fetch is not None and result.outcome == "applied":  # show Stripe's object from the start
+            refreshed = await _refresh(conn, event, sub_id, fetch)
+            result.user_id = result.user_id or refreshed.user_id
+        return result
+    return Outcome("ignored", "event type not handled")
+
+
+async def _refresh(conn, event: Event, sub_id: str | None, fetch: Fetch) -> Outcome:
+    """STRIPE_API_KEY set: the event only says this subscription changed; Stripe's API says how."""
+    if sub_id is None:
+        raise Rejected("names no subscription")
+    try:
+        obj = await fetch(sub_id)
+    except StripeUnavailable as exc:
+        if event.type.startswith(SUBSCRIPTION_PREFIX):  # the event's own object, under the rules
+            log.warning("stripe event %s: %s; applying the event's object", event.id, exc)
+            return await apply_state(conn, subscription_state(
+                event.obj, created=event.created, event_id=event.id, event_type=event.type,
+                previous=event.previous, had_nul=event.had_nul))
+        return Outcome("pending", f"{exc}; replay it (stripe-replay --stored)")
+    state = subscription_state(obj, created=event.created, event_id=event.id, event_type="api.retrieve",
+                               source="api")
+    stored = state_from_row(await conn.fetchrow(Q.stripe_state_get, sub_id))
+    if stored is not None:  # an API read is at least as new as everything received before it
+        state.created = max(state.created, stored.created)
+    return await apply_state(conn, state)
+
+
+async def apply_state(conn, state: State) -> Outcome:
+    """Replace the subscription's stored state if `state` is newer, then show it on the user's row."""
+    both = await conn.fetchrow(Q.stripe_state_and_row, state.subscription_id)
+    stored = state_from_row(both)
+    if not newer(stored, state):
+        return Outcome("ignored", "the stored state is newer or the same")
+    carry_base(stored, state)
+    await _put_state(conn, state, stored)
+    if same_state(stored, state):  # a later second, nothing new: the row stays as it is
+        return Outcome("ignored", "the same state")
+    if state.customer_id is None and stored is not None:
+        state.customer_id = stored.customer_id
+    row = None
+    if both["rowId"] is not None:
+        row = {"id": both["rowId"], "userId": both["rowUserId"], "stripeCustomerId": both["rowCustomerId"],
+               "stripeSubscriptionId": both["rowSubscriptionId"]}
+    elif state.customer_id is not None:
+        row = await conn.fetchrow(Q.stripe_row_of_customer, state.customer_id)
+    if row is None:
+        return Outcome("pending", "no user is linked to this customer yet")
+    current = row["stripeSubscriptionId"]
+    if current not in (None, state.subscription_id):
+        shown = state_from_row(await conn.fetchrow(Q.stripe_state_get, current))
+        if preference(state) <= preference(shown):
+            return Outcome("applied", f"stored; the user's row stays on {current}")
+    return Outcome("applied", None, await _show(conn, row["id"], state.customer_id, state))
+
+
+async def _put_state(conn, state: State, stored: State | None) -> None:
+    a = state.after
+    price, _, period_end, cancel_at_period_end, cancel_at = state.row_values()
+    subscription_created = state.subscription_created or (stored.subscription_created if stored else 0)
+    await conn.execute(Q.stripe_state_put, state.subscription_id, state.customer_id, state.status, state.created,
+                       state.event_id, state.event_type, {"after": a, "before": state.before, "base": state.base},
+                       subscription_created, state.source, price, period_end, cancel_at_period_end, cancel_at)
+
+
+async def _show(conn, row_id: str, customer_id: str | None, state: State) -> str | None:
+    """Write the state onto the row; the user id when a value changed (None: a no-op)."""
+    return await conn.fetchval(Q.stripe_write_row, row_id, customer_id, state.subscription_id, *state.row_values())
+
+
+async def _checkout(conn, event: Event, sub_id: str | None, customer_id: str | None) -> Outcome:
+    obj = event.obj
+    mode = obj.get("mode")
+    if mode != "subscription" and not (mode is None and sub_id is not None):  # exports may omit mode
+        return Outcome("ignored", f"checkout in mode {str(mode)[:20]} creates no subscription")
+    user_id = checkout_user(obj, event.had_nul)
+    if customer_id is None or sub_id is None:
+        raise Rejected("a subscription checkout without customer or subscription")
+    if user_id is None:
+        return Outcome("pending", "the checkout names no user (client_reference_id or metadata.userId)")
+    if not await conn.fetchval(Q.user_exists, user_id):
+        return Outcome("pending", "no such user yet")
+    # Two checkouts of one user with different customers hold different customer locks: this one
+    # (always taken after a customer's) serialises them, so the second sees the first's row.
+    await conn.execute(Q.stripe_lock_customer, f"user:{user_id}")
+    by_customer = await conn.fetchrow(Q.stripe_row_of_customer, customer_id)
+    if by_customer is not None and by_customer["userId"] != user_id:
+        return Outcome("conflict", f"customer {customer_id} belongs to another user")
+    row = await conn.fetchrow(Q.stripe_row_of_user, user_id)
+    if row is not None and row["stripeCustomerId"] not in (None, customer_id) and row["stripeSubscriptionId"]:
+        shown = state_from_row(await conn.fetchrow(Q.stripe_state_get, row["stripeSubscriptionId"]))
+        if shown is None or preference(shown)[0]:
+            return Outcome("conflict", f"user {user_id} has a live subscription of customer "
+                                       f"{row['stripeCustomerId']}")
+    await conn.execute(Q.stripe_state_placeholder, sub_id, customer_id, event.created, event.id)
+    # The customer's preferred subscription (events that arrived before this checkout included).
+    states = [state_from_row(r) for r in await conn.fetch(Q.stripe_states_of_customer, customer_id)]
+    best = max(states, key=preference)
+    await conn.execute(Q.stripe_mark_pending_applied, customer_id)
+    if row is None:
+        await conn.execute(Q.stripe_insert_row, new_id(), user_id, customer_id, best.subscription_id,
+                           *best.row_values())
+        return Outcome("applied", None, user_id)
+    return Outcome("applied", None, await _show(conn, row["id"], customer_id, best))
+
+
+# ---- ops: replay, backfill, retention ---------------------------------------------------------------------
+
+
+async def apply_snapshot(deps: Deps, obj: dict, read_at: int) -> Outcome:
+    """A Subscription object listed from Stripe's API (stripe-sync) at `read_at`: applied like an event
+    created then, under the customer's lock, so a webhook event newer than the read still wins."""
+    try:
+        state = subscription_state(obj, created=read_at, event_id=f"sync:{read_at}", event_type="api.list",
+                                   source="sync")
+    except Rejected as exc:
+        return Outcome("rejected", str(exc))
+    async with deps.db.transaction() as conn:
+        await conn.execute(Q.stripe_lock_customer, state.customer_id or state.subscription_id)
+        result = await apply_state(conn, state)
+    if result.user_id:
+        await deps.cache.invalidate(keys=(keys.subscription_of(result.user_id),))
+    return result
+
+
+async def replay_stored(deps: Deps, outcomes: list[str], fetch: Fetch | None = None, page: int = 500):
+    """Apply the stored events of these outcomes again, oldest first; yields each Outcome."""
+    after = (datetime.min, "")
+    while True:
+        rows = await deps.db.fetch(Q.stripe_events_to_replay, outcomes, after[0], after[1], page)
+        for row in rows:
+            payload = msgspec.json.encode(row["payload"])
+            try:
+                raw, stored, had_nul = decode_event(payload)
+                event = parse_event(raw, stored, had_nul)
+            except Rejected as exc:
+                yield Outcome("rejected", str(exc))
+                continue
+            yield await apply_event(deps, event, fetch, replay=True)
+        if len(rows) < page:
+            return
+        after = (rows[-1]["receivedAt"], rows[-1]["id"])
+
+
+FINAL_OUTCOMES = ["applied", "duplicate", "ignored", "rejected"]  # pending and conflict wait for ops
+
+
+async def prune_events(deps: Deps, batch_size: int | None = None):
+    """Retention: delete events of a final outcome older than STRIPE_EVENT_RETENTION_DAYS, one bounded
+    batch per transaction (0 days keeps everything). Returns a sweeps.SweepResult."""
+    from .sweeps import SweepResult
+
+    days = deps.settings.stripe_event_retention_days
+    batch_size = batch_size or deps.settings.sweep_batch_size
+    total = batches = 0
+    longest = 0.0
+    while days > 0:
+        started = time.perf_counter()
+        deleted = affected_rows(await deps.db.execute(Q.stripe_prune_events, FINAL_OUTCOMES, days, batch_size))
+        longest = max(longest, time.perf_counter() - started)
+        total += deleted
+        batches += 1
+        if deleted < batch_size:
+            break
+    if total:
+        log.info("pruned stripe events", extra={"count": total, "batches": batches})
+    return SweepResult(total, batches, round(longest * 1000, 2))

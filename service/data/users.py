@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import msgspec
 
 from .. import passwords
@@ -32,7 +30,7 @@ def normalize_email(email: str) -> str:
 async def create_user(deps: Deps, body: UserCreate) -> dict:
     email = normalize_email(body.email)
     # Hash before taking a connection: a connection is never held while bcrypt works.
-    hashed = await passwords.hash_password(body.password, deps.settings.bcrypt_rounds) if body.password is not None else None
+    hashed = await deps.passwords.hash(body.password) if body.password is not None else None
     async with deps.db.transaction() as conn:
         row = await conn.fetchrow(Q.insert_user, new_id(), email, body.name, body.image, hashed,
                                   body.emailVerified, body.role.value)
@@ -47,10 +45,9 @@ async def create_user(deps: Deps, body: UserCreate) -> dict:
 
 
 async def create_users_batch(deps: Deps, body: UserBatch) -> int:
-    hashes = await asyncio.gather(*(
-        passwords.hash_password(item.password, deps.settings.bcrypt_rounds, f"users[{i}].password")
-        for i, item in enumerate(body.users) if item.password is not None
-    ))
+    hashes = await deps.passwords.hash_many([
+        (item.password, f"users[{i}].password") for i, item in enumerate(body.users) if item.password is not None
+    ])
     hashes_left = iter(hashes)
     columns: list[list] = [[], [], [], [], [], [], []]
     for item in body.users:
@@ -124,11 +121,19 @@ async def update_user(deps: Deps, user_id: str, patch) -> dict:
     return dict(row)
 
 
-async def set_password(deps: Deps, user_id: str, password: str) -> None:
-    hashed = await passwords.hash_password(password, deps.settings.bcrypt_rounds)
-    status = await deps.db.execute(Q.set_password, user_id, hashed)
-    if affected_rows(status) == 0:
-        raise not_found("user")
+async def set_password(deps: Deps, user_id: str, password: str, keep_sessions: bool = False,
+                       current_session: str | None = None) -> None:
+    """A new password ends the user's other sessions (someone who knew the old one may hold one),
+    unless `keep_sessions`; `current_session` (the session making the change) is kept."""
+    hashed = await deps.passwords.hash(password)
+    async with deps.db.transaction() as conn:
+        status = await conn.execute(Q.set_password, user_id, hashed)
+        if affected_rows(status) == 0:
+            raise not_found("user")
+        ended = [] if keep_sessions else await conn.fetch(Q.delete_sessions_but, user_id, current_session)
+    if ended:
+        await deps.cache.invalidate(keys=tuple(keys.session_lookup(r["sessionToken"]) for r in ended),
+                                    tags=(keys.user_tag(user_id),))
 
 
 async def verify_password(deps: Deps, user_id: str, password: str) -> bool:
@@ -136,16 +141,17 @@ async def verify_password(deps: Deps, user_id: str, password: str) -> bool:
     row = await deps.db.fetchrow(Q.get_password_hash, user_id)
     if row is None:
         raise not_found("user")
-    return await passwords.check_password(password, row["password"])
+    return await deps.passwords.check(password, row["password"])
 
 
 async def delete_user(deps: Deps, user_id: str) -> None:
-    """Accounts, sessions, subscription and natal data go with it (ON DELETE CASCADE)."""
+    """Accounts, sessions, subscription and natal data go with it (ON DELETE CASCADE), charts in the
+    same statement (sql/users.sql)."""
     email = await deps.db.fetchval(Q.delete_user, user_id)
     if email is None:
         raise not_found("user")
     await deps.cache.invalidate(keys=(keys.user_by_email(email), keys.user_by_id(user_id)),
-                                tags=(keys.user_tag(user_id),))
+                                tags=(keys.user_tag(user_id), keys.chart_tag(user_id)))
 
 
 async def delete_user_sessions(deps: Deps, user_id: str) -> int:

@@ -12,7 +12,7 @@ async def create_verification_token(deps: Deps, body: VerificationTokenCreate) -
     return dict(await deps.db.fetchrow(Q.insert_verification_token, body.identifier, body.token, body.expires))
 
 
-async def use_verification_token(deps: Deps, identifier: str, token: str) -> dict:
+async def use_verification_token(deps: Deps, identifier: str | None, token: str) -> dict:
     row = await deps.db.fetchrow(Q.use_verification_token, identifier, token)
     if row is None:
         raise not_found("verification token")

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-
 from aiohttp import web
 
-from ..data import charts
-from ..db import DatabaseUnavailable
-from ..deps import DEPS, SETTINGS, deps_of
+from ..background import every
+from ..data import charts, sweeps
+from ..deps import DEPS, METRICS, deps_of
 from ..problems import bad_request
-from ..routing import READ, WRITE, RouteTable, cached_json, json_response, read_body
+from ..routing import (
+    READ,
+    WRITE,
+    RouteTable,
+    cached_json,
+    created,
+    json_response,
+    path_part,
+    read_body,
+)
 from ..schemas import Chart, ChartCreate, Count, ListPage
 from . import lists
 
-log = logging.getLogger("service.charts")
 routes = RouteTable("charts")
 
 
@@ -24,7 +28,8 @@ routes = RouteTable("charts")
             body=ChartCreate, answer=Chart, status=201, errors=(422,))
 async def create_chart(request):
     body = await read_body(request, ChartCreate)
-    return json_response(await charts.create_chart(deps_of(request), body), 201)
+    chart = await charts.create_chart(deps_of(request), body)
+    return created(chart, f"/v1/charts/{path_part(chart['id'])}")
 
 
 @routes.add("GET", "/v1/charts/{id}", scope=READ, summary="An unexpired chart entry", answer=Chart, errors=(404,))
@@ -35,7 +40,9 @@ async def get_chart(request):
 @routes.add("GET", "/v1/charts", scope=READ, answer=(Chart, ListPage), errors=(400, 404, 422),
             summary="With exactly userId and chartType: the newest unexpired entry. Otherwise a list "
                     "(see Lists: filter by userId, chartType, expiresAt, createdAt)",
-            query=(("userId", "the user"), ("chartType", "a ChartType, any case")))
+            query=(("userId", "the user (with chartType alone: the newest entry of the pair; in a list: a filter)"),
+                   ("chartType", "a ChartType, any case (with userId alone: the pair; in a list: a filter)")),
+            listing=lists.CHARTS, item=Chart)
 async def get_chart_for(request):
     query = request.query
     if set(query) != {"userId", "chartType"}:
@@ -59,27 +66,13 @@ async def delete_charts(request):
 @routes.add("POST", "/v1/charts/sweep", scope=WRITE, summary="Delete expired entries in bounded batches",
             answer=Count)
 async def sweep(request):
-    result = await charts.sweep_expired(deps_of(request))
+    result = await charts.sweep_expired(deps_of(request), metrics=request.app[METRICS])
     return json_response({"count": result.count})
 
 
-async def sweep_in_background(app: web.Application):
-    """cleanup_ctx: sweep every sweep_interval_seconds (0 turns it off) until the app stops."""
-    interval = app[SETTINGS].sweep_interval_seconds
+async def _sweep(app: web.Application, _round: int) -> None:
+    await sweeps.sweep_all(app[DEPS], app[METRICS])
 
-    async def loop():
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await charts.sweep_expired(app[DEPS])
-            except DatabaseUnavailable as exc:
-                log.warning("chart sweep skipped: %s", exc)
-            except Exception:
-                log.exception("chart sweep failed")
 
-    task = asyncio.create_task(loop()) if interval > 0 else None
-    yield
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+# cleanup_ctx: sweep every sweep_interval_seconds (0 turns it off) until the app stops.
+sweep_in_background = every("sweep_interval_seconds", _sweep, "chart sweep")

@@ -9,9 +9,9 @@ from ..routing import (
     WRITE,
     RouteTable,
     cached_json,
-    json_response,
     no_content,
     read_body,
+    upserted,
 )
 from ..schemas import NatalData, NatalDataIn
 
@@ -30,7 +30,7 @@ async def get_natal_data(request):
 async def put_natal_data(request):
     body = await read_body(request, NatalDataIn)
     row, created = await natal_data.put_natal_data(deps_of(request), request.match_info["id"], body)
-    return json_response(row, 201 if created else 200)
+    return upserted(row, created, request.rel_url.raw_path)
 
 
 @routes.add("DELETE", "/v1/users/{id}/natal-data", scope=WRITE, summary="Delete the user's birth data",

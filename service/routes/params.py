@@ -17,6 +17,13 @@ def comma_list(query, name: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
     return items
 
 
+def comma_list_schema(allowed: tuple[str, ...] | list[str]) -> dict:
+    """The JSON Schema of what comma_list accepts: known names, comma separated, spaces and empty items
+    allowed, at least one name (in /openapi.json)."""
+    name = f"({'|'.join(allowed)})"
+    return {"type": "string", "pattern": rf"^(\s*,)*\s*{name}\s*(,\s*({name}\s*)?)*$"}
+
+
 def reject_unknown_params(query, allowed: tuple[str, ...]) -> None:
     for name in query:
         if name not in allowed:

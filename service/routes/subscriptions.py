@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from ..data import subscriptions
 from ..deps import deps_of
-from ..routing import READ, WRITE, RouteTable, cached_json, json_response, read_body
+from ..routing import (
+    READ,
+    WRITE,
+    RouteTable,
+    cached_json,
+    read_body,
+    upserted,
+)
 from ..schemas import Subscription, SubscriptionIn
 
 routes = RouteTable("subscriptions")
@@ -23,4 +30,4 @@ async def get_subscription(request):
 async def put_subscription(request):
     body = await read_body(request, SubscriptionIn)
     row, created = await subscriptions.put_subscription(deps_of(request), request.match_info["id"], body)
-    return json_response(row, 201 if created else 200)
+    return upserted(row, created, request.rel_url.raw_path)

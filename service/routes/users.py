@@ -10,12 +10,15 @@ from ..routing import (
     WRITE,
     RouteTable,
     cached_json,
+    created,
     json_response,
     no_content,
+    path_part,
     read_body,
 )
 from ..schemas import (
     Count,
+    PasswordChange,
     PasswordIn,
     User,
     UserBatch,
@@ -24,7 +27,8 @@ from ..schemas import (
     UserWithRelations,
     Valid,
 )
-from .params import comma_list, reject_unknown_params
+from .accounts import visible_account
+from .params import comma_list, comma_list_schema, reject_unknown_params
 
 routes = RouteTable("users")
 
@@ -33,7 +37,8 @@ routes = RouteTable("users")
             body=UserCreate, answer=UserWithRelations, status=201, errors=(409, 422))
 async def create_user(request):
     body = await read_body(request, UserCreate)
-    return json_response(await users.create_user(deps_of(request), body), 201)
+    user = await users.create_user(deps_of(request), body)
+    return created(user, f"/v1/users/{path_part(user['id'])}")
 
 
 @routes.add("POST", "/v1/users/batch", scope=WRITE, summary="Create many users in one statement",
@@ -43,9 +48,10 @@ async def create_users_batch(request):
     return json_response({"count": await users.create_users_batch(deps_of(request), body)})
 
 
-@routes.add("GET", "/v1/users/{id}", scope=READ, summary="One user", answer=UserWithRelations, errors=(404,),
-            query=(("select", "comma list of user fields to return"),
-                   ("include", "comma list of subscription, natalData, accounts")))
+@routes.add("GET", "/v1/users/{id}", scope=READ, summary="One user", answer=UserWithRelations, errors=(404,), selectable=True,
+            query=(("select", "comma list of user fields to return", comma_list_schema(users.USER_FIELDS)),
+                   ("include", "comma list of subscription, natalData, accounts",
+                    comma_list_schema(users.INCLUDABLE))))
 async def get_user(request):
     reject_unknown_params(request.query, ("select", "include"))
     select = comma_list(request.query, "select", users.USER_FIELDS)
@@ -55,6 +61,8 @@ async def get_user(request):
         user = await users.get_user_with_relations(deps, user_id, include)
         if user is None:
             raise not_found("user")
+        if "accounts" in include:
+            user["accounts"] = [visible_account(request, a) for a in user["accounts"]]
         if select:
             user = {k: v for k, v in user.items() if k in select or k in include}
         return json_response(user)
@@ -87,11 +95,13 @@ async def update_user(request):
     return json_response(await users.update_user(deps_of(request), request.match_info["id"], patch))
 
 
-@routes.add("PUT", "/v1/users/{id}/password", scope=WRITE, summary="Set or change the password",
-            body=PasswordIn, status=204, errors=(404, 422))
+@routes.add("PUT", "/v1/users/{id}/password", scope=WRITE,
+            summary="Set or change the password; ends the user's other sessions unless keepSessions",
+            body=PasswordChange, status=204, errors=(404, 422))
 async def set_password(request):
-    body = await read_body(request, PasswordIn)
-    await users.set_password(deps_of(request), request.match_info["id"], body.password)
+    body = await read_body(request, PasswordChange)
+    await users.set_password(deps_of(request), request.match_info["id"], body.password,
+                             keep_sessions=body.keepSessions, current_session=body.currentSessionToken)
     return no_content()
 
 

@@ -1,0 +1,214 @@
+"""Cache: read-through with single-flight, the epoch guard, failure pauses and pending invalidations."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Awaitable, Callable
+
+from .. import tracing
+from ..cache_fence import invalidate_through_failover
+from .stats import CacheStats
+
+if TYPE_CHECKING:
+    from .near import NearCache
+
+log = logging.getLogger("service.cache")
+
+NOT_FOUND = b""  # cached marker for "the database has no such row"
+_FAILED = object()  # a backend call that did not succeed
+
+Loader = Callable[[], Awaitable[tuple[bytes | None, float | None, tuple[str, ...]]]]
+"""Returns (encoded value or None when not found, TTL cap in seconds or None, tags of the entry)."""
+
+
+class Cache:
+    PAUSE_AFTER_ERROR = 1.0  # seconds the backend is bypassed after a failure
+    MAX_PENDING_INVALIDATIONS = 10000
+
+    def __init__(self, backend, timeout: float, near: NearCache | None = None):
+        self.backend = backend
+        self.near = near
+        self.timeout = timeout
+        self.stats = CacheStats()
+        self._inflight: dict[str, asyncio.Future] = {}
+        self._paused_until = 0.0
+        self._pending: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+        self.enabled = True
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    # ---- reads --------------------------------------------------------------------------------------
+
+    async def read_through(self, key: str, ttl: float, loader: Loader) -> bytes | None:
+        """The cached answer for `key`, or the loader's (then cached); None when not found.
+
+        Single-flight: concurrent calls for one key in this process share one task doing the backend
+        GET, the query and the fill, so neither a cold key nor a just-filled one is queried twice. The
+        task is shared, not owned by its first caller: a caller that goes away cancels nobody else.
+        """
+        if not self.enabled:
+            value, _, _ = await loader()
+            return value
+        near = self.near
+        if near is not None and near.fenced and not near.ready:
+            value, _, _ = await loader()  # Sentinel/Cluster: Redis not trusted until past the fence
+            return value
+        if near is not None:
+            cached = near.get(key)
+            if cached is not None:
+                self.stats.hit(key)
+                return None if cached == NOT_FOUND else cached
+            near_epoch = near.memory.epoch  # before the GET: a copy must not outlive a racing invalidation
+        task = self._inflight.get(key)
+        backend_up = True
+        if task is None:
+            # Fast path, no task: most reads are hits. A miss goes on to the shared task below, which
+            # looks again (one more GET, on misses only) so that a fill finished meanwhile is used.
+            cached, epoch, seconds_left = await self._call(self.backend.get_entry(key), (None, None, None))
+            if cached is not None:
+                self.stats.hit(key)
+                if near is not None:
+                    near.keep(key, cached, seconds_left, near_epoch)
+                return None if cached == NOT_FOUND else cached
+            backend_up = epoch is not None
+            task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._lookup(key, ttl, loader, backend_up))
+            self._inflight[key] = task
+            task.add_done_callback(lambda done: self._finished(key, done))
+        value, hit = await asyncio.shield(task)
+        if hit:
+            self.stats.hit(key)
+        else:
+            self.stats.miss(key)
+        return value
+
+    def _finished(self, key: str, task: asyncio.Task) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: the callers re-raise it; none left must not be logged
+
+    async def _lookup(self, key: str, ttl: float, loader: Loader, backend_up: bool = True
+                      ) -> tuple[bytes | None, bool]:
+        # backend_up False: the GET just failed; neither ask again nor fill (no epoch to guard it).
+        near_epoch = self.near.memory.epoch if self.near is not None else None
+        cached, epoch = await self._call(self.backend.get(key), (None, None)) if backend_up else (None, None)
+        if cached is not None:
+            return (None if cached == NOT_FOUND else cached), True
+        value, cap, tags = await loader()
+        if epoch is not None:
+            entry_ttl = ttl if value is not None else min(ttl, self.not_found_ttl)
+            if cap is not None:
+                entry_ttl = min(entry_ttl, cap)
+            stored = value if value is not None else NOT_FOUND
+            # "Not found" is under no tag: it lives seconds, its writers drop it by key, and a flood of
+            # random ids must not grow tag sets.
+            tags = tags if value is not None else ()
+            if entry_ttl > 0 and await self._call(self.backend.fill(key, stored, entry_ttl, tags, epoch), False):
+                if self.near is not None:
+                    self.near.keep(key, stored, entry_ttl, near_epoch)
+        return value, False
+
+    not_found_ttl: float = 5.0
+    failover_wait: float = 10.0  # Sentinel/Cluster: seconds a write waits for its invalidation to land
+
+    # ---- writes -------------------------------------------------------------------------------------
+
+    async def invalidate(self, keys: tuple[str, ...] = (), tags: tuple[str, ...] = ()) -> None:
+        """Called after the write's transaction has committed."""
+        if not keys and not tags:
+            return
+        # Loads in flight may have read the old rows: later readers must not join them (they start
+        # their own); those loads' fills are refused by the epoch check.
+        self._inflight.clear()
+        if self.near is not None:
+            self.near.drop(keys)  # this instance at once; tags and other instances through the channel
+            if tags:
+                self.near.memory.clear()  # which keys a tag covers is known in Redis only
+        # No overall timeout: a big invalidation is many short Redis calls, each under the client's own
+        # socket timeout (REDIS_TIMEOUT), so a slow Redis still fails fast.
+        token = os.urandom(12).hex()
+        if self.near is not None:
+            self.near.expect(token)  # before sending: the message may come back before the reply
+        try:
+            # The token only matters with a near cache (Redis): then the messages carry it.
+            sent = self.backend.invalidate(keys, tags, token) if self.near is not None else \
+                self.backend.invalidate(keys, tags)
+            dropped = await self._call(sent, _FAILED, bounded=False)
+            if dropped is _FAILED and self.near is not None and self.near.fenced:
+                dropped = await invalidate_through_failover(self, keys, tags, token, self.failover_wait, _FAILED)
+            if dropped is _FAILED:
+                self._remember(keys, tags)
+            elif dropped and self.near is not None:  # keys dropped: near copies may exist elsewhere
+                await self.near.delivered(token, self.timeout * 2)
+        finally:
+            if self.near is not None:
+                self.near.forget(token)
+
+    def _remember(self, keys, tags) -> None:
+        if (keys, tags) in self._pending[-8:]:  # the same invalidation again (a retried write): once is enough
+            return
+        if len(self._pending) < self.MAX_PENDING_INVALIDATIONS:
+            self._pending.append((keys, tags))
+        else:
+            log.error("cache invalidations lost while Redis was down; entries may be stale until their TTL")
+
+    async def _flush_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        for i, (keys, tags) in enumerate(pending):
+            try:
+                await self.backend.invalidate(keys, tags)  # each Redis call under the socket timeout
+            except BaseException:
+                # Keep this one and all not yet sent, before any remembered meanwhile, in order.
+                self._pending = pending[i:] + self._pending
+                raise
+
+    # ---- failure handling ---------------------------------------------------------------------------
+
+    async def _call(self, awaitable, fallback, ok=None, bounded=True):
+        """Run one backend call with the timeout (when `bounded`); on any failure count it, pause,
+        return fallback. Pending invalidations are sent first, at most once per pause."""
+        if time.monotonic() < self._paused_until:
+            awaitable.close()
+            self.stats.errors += 1
+            return fallback
+        try:
+            if self._pending:
+                await self._flush_pending()
+            async with asyncio.timeout(self.timeout if bounded else None):  # not wait_for: no task per call
+                if tracing.TRACER is None:
+                    result = await awaitable
+                else:  # one span per backend call: "cache get_entry", "cache fill", ...
+                    with tracing.client_span(f"cache {awaitable.__name__}", self.backend.name):
+                        result = await awaitable
+            return ok if ok is not None else result
+        except asyncio.CancelledError:
+            awaitable.close()  # not started when the flush was cancelled: no "never awaited" warning
+            raise
+        except Exception as exc:
+            awaitable.close()
+            self.stats.errors += 1
+            self._paused_until = time.monotonic() + self.PAUSE_AFTER_ERROR
+            log.warning("cache backend failed, reading from the database: %s", type(exc).__name__)
+            return fallback
+
+    def start(self) -> None:
+        if self.near is not None and self.enabled:
+            self.near.start()
+
+    async def ping(self) -> bool:
+        try:
+            return await asyncio.wait_for(self.backend.ping(), self.timeout)
+        except Exception:
+            return False
+
+    async def close(self) -> None:
+        if self.near is not None:
+            await self.near.close()
+        await self.backend.close()
