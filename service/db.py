@@ -78,9 +78,15 @@ UNAVAILABLE_ERRORS = (
     ConnectionError,
     OSError,
     asyncio.TimeoutError,
+    # A multi-host DATABASE_URL (target_session_attrs=read-write) found no primary: a failover is on.
+    asyncpg.TargetServerAttributeNotMatched,
 )
 
-_CONNECTION_FAILURES = (*UNAVAILABLE_ERRORS, asyncpg.InternalClientError)
+# A write reached a server that is a standby now: the primary failed over while the pool kept a
+# connection to the old one (demoted, not restarted). Answered 503; the pool's connections are expired.
+DEMOTED_PRIMARY_ERRORS = (asyncpg.ReadOnlySQLTransactionError,)
+
+_CONNECTION_FAILURES = (*UNAVAILABLE_ERRORS, asyncpg.InternalClientError, *DEMOTED_PRIMARY_ERRORS)
 _NAMES_BY_SQL = {sql: name for name, sql in Q.items()}
 
 
@@ -179,9 +185,14 @@ class Database:
             self.waiting -= 1
             self._wait_timer.observe(time.perf_counter() - started)
 
-    @staticmethod
-    def _raise_lost(conn: asyncpg.Connection, exc: Exception):
+    async def _raise_lost(self, conn: asyncpg.Connection, exc: Exception):
         """Re-raise a failure while using `conn`: as DatabaseUnavailable when the connection is gone."""
+        if isinstance(exc, DEMOTED_PRIMARY_ERRORS):
+            # Every pooled connection may point at the old primary: each is replaced when next
+            # released or acquired, and new ones find the new primary through target_session_attrs.
+            await self.pool.expire_connections()
+            log.warning("write reached a read-only server (failover?); pool connections expired")
+            raise DatabaseUnavailable("the database primary moved; retry") from exc
         if isinstance(exc, UNAVAILABLE_ERRORS) or (
             # The connection died in the middle of an operation (e.g. its transaction's rollback):
             # asyncpg reports a state error; on a closed connection that is an outage, not a bug.
@@ -196,7 +207,7 @@ class Database:
         try:
             yield conn
         except _CONNECTION_FAILURES as exc:
-            self._raise_lost(conn, exc)
+            await self._raise_lost(conn, exc)
         finally:
             await self._release(conn)
 
@@ -206,7 +217,7 @@ class Database:
         try:
             return await getattr(conn, method)(sql, *args)
         except _CONNECTION_FAILURES as exc:
-            self._raise_lost(conn, exc)
+            await self._raise_lost(conn, exc)
         finally:
             await self._release(conn)
 

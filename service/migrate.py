@@ -104,12 +104,28 @@ def yoyo_url(database_url: str, policy: LockPolicy | None = None) -> str:
     extra = f"application_name={quote(APPLICATION_NAME)}"
     if policy is not None:
         extra += f"&options={quote(_session_options(policy))}"
-    url = "postgresql+psycopg" + database_url[len(parts.scheme):]
-    return url + ("&" if parts.query else "?") + extra
+    url = "postgresql+psycopg" + _single_netloc(database_url)[len(parts.scheme):]
+    return url + ("&" if "?" in url else "?") + extra
+
+
+def _single_netloc(database_url: str) -> str:
+    """A multi-host URL (h1:p1,h2:p2, for failover) with its hosts moved to the query: yoyo's URL
+    parser takes one host, so the list goes to libpq as its `host` and `port` parameters, which accept
+    comma-separated lists. Other URLs unchanged."""
+    parts = urlsplit(database_url)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    if "," not in hosts:
+        return database_url
+    pairs = [h.rsplit(":", 1) if ":" in h else (h, "5432") for h in hosts.split(",")]
+    query = "&".join(q for q in (parts.query, "host=" + ",".join(h for h, _ in pairs),
+                                 "port=" + ",".join(p for _, p in pairs)) if q)
+    netloc = f"{userinfo}@" if userinfo else ""
+    return f"{parts.scheme}://{netloc}{parts.path}?{query}"
 
 
 def conninfo(database_url: str, policy: LockPolicy | None = None) -> str:
     """The same connection settings as yoyo's, for the checks migrate runs on its own connections."""
+    # libpq parses a multi-host URL itself (unlike yoyo): no rewriting needed here.
     _check_url(database_url)
     extra = {"application_name": APPLICATION_NAME, "connect_timeout": 10}
     if policy is not None:

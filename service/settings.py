@@ -100,6 +100,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     stripe_api_timeout: Seconds = 10.0
     stripe_event_retention_days: Count = 30  # 0 keeps every event
 
+    # beyond one machine (issue 17)
+    redis_cluster: bool = False  # REDIS_URL is a Redis Cluster node (same as a redis+cluster:// URL)
+    redis_failover_wait: Seconds = 10.0  # Sentinel/Cluster: seconds a write waits for its invalidation
+
     @property
     def is_production(self) -> bool:
         return self.environment == "production"

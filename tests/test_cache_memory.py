@@ -2,9 +2,11 @@
 outlive their entries, a sign-out of thousands of sessions is sent in short chunks (and resumed, not
 replayed, after a failure), and session tokens never sit in clear in Redis."""
 
+import asyncio
 import uuid
 
 import pytest
+import redis.asyncio as redis
 
 from service.cache import redis_backend
 from service.data import keys
@@ -93,11 +95,11 @@ async def test_a_failed_invalidation_is_resumed_once_per_pause_not_replayed_on_e
     backend = deps.cache.backend
     real_drop, dropped = backend._drop, []
 
-    async def drop_then_fail(names, tag_set=None):
+    async def drop_then_fail(names, tag_set=None, token=""):
         if len(dropped) == 2:
             raise ConnectionError("Redis went away mid-invalidation")
         dropped.append(names)
-        await real_drop(names, tag_set)
+        return await real_drop(names, tag_set, token)
 
     monkeypatch.setattr(backend, "_drop", drop_then_fail)
     await deps.cache.invalidate(tags=(keys.user_tag(user["id"]),))
@@ -113,6 +115,44 @@ async def test_a_failed_invalidation_is_resumed_once_per_pause_not_replayed_on_e
     assert deps.cache._pending == [] and await backend.client.exists(tag_set) == 0
     lookups = [backend.prefix + "k:" + keys.session_lookup(t) for t in tokens]
     assert sum([await backend.client.exists(*lookups[i:i + 100]) for i in range(0, 500, 100)]) == 0
+
+
+async def test_a_chunked_invalidation_ends_with_the_writers_token_and_only_that_releases_the_writer(
+        client, deps, monkeypatch):
+    # Each chunk publishes a message that starts with the writer's token; the writer must wait for the
+    # last of them on its own subscriber (not the first), or another instance may still serve old copies.
+    monkeypatch.setattr(redis_backend, "CHUNK", 100)
+    backend, near = deps.cache.backend, deps.cache.near
+    names = [f"lookup:{uuid.uuid4().hex}" for _ in range(250)]
+    for name in names:
+        await backend.client.set(backend.prefix + "k:" + name, b"x", px=60000)
+    listener = redis.Redis.from_url(deps.settings.redis_url)  # without the cache's short socket timeout
+    pubsub = listener.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(backend.channel)
+    try:
+        token = uuid.uuid4().hex
+        assert await backend.invalidate(tuple(names), (), token) == 250
+        messages = []
+        async with asyncio.timeout(5):
+            while len(messages) < 4:  # None: the subscription's own confirmation, or nothing yet
+                message = await pubsub.get_message(timeout=1.0)
+                if message is not None:
+                    messages.append(message["data"])
+    finally:
+        await pubsub.aclose()
+        await listener.aclose()
+    assert [m.split(b"\n", 1)[0] for m in messages] == [token.encode()] * 4
+    assert sorted(k for m in messages for k in backend.dropped_keys(m)) == sorted(names)
+    assert messages[-1] == token.encode()  # the end: the token alone
+    near.expect(token)
+    try:
+        for message in messages[:-1]:
+            near._on_message(message)
+            assert not near._awaited[token].done()  # a chunk: more may follow
+        near._on_message(messages[-1])
+        assert near._awaited[token].done()
+    finally:
+        near.forget(token)
 
 
 async def _loader():

@@ -14,6 +14,8 @@ What it guarantees:
 * Bounded memory: a tag set expires with the longest-lived entry filled under it, never later.
 * Invalidation of any size is chunked (redis_backend.py): no Redis call handles more than CHUNK keys,
   so signing out a user with 100,000 sessions never blocks Redis for other instances.
+* Redis Sentinel and Cluster (redis_connect.py): after a failover nothing the old master held is
+  trusted (cache_fence.py); a write waits for its invalidation to land on the new master.
 * Near cache (with Redis): hot entries are also kept in process, and dropped by every invalidation,
   from any instance, published on Redis pub/sub with each chunk (see near.py).
 * Redis down or slow: every call has a short timeout; on failure the cache is bypassed for a second,
@@ -26,6 +28,7 @@ memory.py and redis_backend.py (the two backends), near.py (near cache), stats.p
 
 from __future__ import annotations
 
+from ..redis_connect import CLUSTER, PLAIN, hash_tagged, parse_redis_url
 from .memory import MemoryBackend
 from .near import NearCache
 from .read_through import NOT_FOUND, Cache, Loader
@@ -40,12 +43,15 @@ def create_cache(settings, prefix: str = "aw:") -> Cache:
     """Call cache.start() from inside the event loop (the near cache's subscriber is a task)."""
     near = None
     if settings.redis_url:
-        backend = RedisBackend(settings.redis_url, prefix, settings.redis_timeout)
-        if settings.cache_near_ttl > 0:
+        cluster = parse_redis_url(settings.redis_url, settings.redis_cluster).mode == CLUSTER
+        backend = RedisBackend(settings.redis_url, hash_tagged(prefix) if cluster else prefix,
+                               settings.redis_timeout, cluster)
+        if settings.cache_near_ttl > 0 or backend.target.mode != PLAIN:  # HA modes need its fence
             near = NearCache(backend, settings.redis_url, settings.cache_max_entries, settings.cache_near_ttl,
                              settings.redis_timeout)
     else:
         backend = MemoryBackend(settings.cache_max_entries)
     cache = Cache(backend, settings.redis_timeout, near)
     cache.not_found_ttl = settings.cache_ttl_not_found
+    cache.failover_wait = settings.redis_failover_wait
     return cache

@@ -61,8 +61,10 @@ class MemoryBackend:
             self._drop(next(iter(self.entries)))
         return True
 
-    async def invalidate(self, keys: tuple[str, ...], tags: tuple[str, ...]) -> None:
+    async def invalidate(self, keys: tuple[str, ...], tags: tuple[str, ...], token: str | None = None) -> int:
+        """Returns 0: the count of dropped keys only matters for a near cache, which Redis has."""
         self.invalidate_now(keys, tags)
+        return 0
 
     def invalidate_now(self, keys, tags=()) -> None:
         self.epoch += 1

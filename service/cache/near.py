@@ -7,6 +7,9 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
+from ..cache_fence import FLUSH_ALL, pass_fence
+from ..invalidation_subscriber import Subscription, master_address
+from ..redis_connect import CLUSTER, PLAIN, connect, slot_master, subscriber_options
 from .memory import MemoryBackend
 
 if TYPE_CHECKING:
@@ -29,15 +32,19 @@ class NearCache:
     RESUBSCRIBE_AFTER = 1.0
 
     def __init__(self, backend: "RedisBackend", url: str, max_entries: int, ttl: float, timeout: float):
-        import redis.asyncio as redis
-
         self.backend = backend
         self.memory = MemoryBackend(max_entries)
         self.ttl = ttl
         # Its own connection, without the short socket timeout: a subscriber waits idle between messages.
-        self.client = redis.Redis.from_url(url, socket_connect_timeout=timeout, health_check_interval=5)
+        # With Sentinel or Cluster it is the connection to the cache slot's master, and the cache is used
+        # only while it is up and past the failover fence (service/cache_fence.py).
+        self.fenced = backend.target.mode != PLAIN
+        self.client = None if backend.target.mode == CLUSTER else connect(
+            backend.target, **subscriber_options(timeout))
         self.timeout = timeout
         self.ready = False
+        self.subscription = None  # the current one (its peer is the master it listens to)
+        self._awaited: dict[str, asyncio.Future] = {}  # invalidation token -> its writer, waiting
         self._closing = False
         self._task: asyncio.Task | None = None
 
@@ -45,18 +52,23 @@ class NearCache:
         self._task = asyncio.create_task(self._listen())
 
     async def _listen(self) -> None:
-        # get_message with a timeout, not listen(): redis-py's blocking read can swallow a cancellation,
-        # so the loop also checks `_closing` at least once a second.
+        # The subscription applies each message as its bytes arrive (invalidation_subscriber.py); this
+        # loop only (re)connects, and checks `_closing` at least once a second.
         while not self._closing:
-            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            subscription = None
             try:
-                await pubsub.subscribe(self.backend.channel)
+                if self.backend.target.mode == CLUSTER:  # the slot's master may have moved: look again
+                    await self._close_client()
+                    self.client = await slot_master(self.backend.target, self.backend.epoch_key,
+                                                    **subscriber_options(self.timeout))
+                subscription = await Subscription.open(await master_address(self.client), self.backend.channel,
+                                                       self._on_message, self.timeout)
+                self.subscription = subscription
+                if self.fenced:
+                    await pass_fence(self.client, self.backend.prefix, self.backend.epoch_key, self.backend.channel)
                 self.memory.clear()
                 self.ready = True
-                while not self._closing:
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is not None and message["type"] == "message":
-                        self.memory.invalidate_now(self.backend.dropped_keys(message["data"]))
+                await subscription.wait_lost(lambda: self._closing)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -65,12 +77,46 @@ class NearCache:
             finally:
                 self.ready = False
                 self.memory.clear()
-                # Bounded: a Redis that is paused (not gone) would never answer the UNSUBSCRIBE.
-                with contextlib.suppress(Exception, asyncio.CancelledError):
-                    async with asyncio.timeout(self.timeout):
-                        await pubsub.aclose()
+                if subscription is not None:
+                    subscription.close()
             if not self._closing:
                 await asyncio.sleep(self.RESUBSCRIBE_AFTER)
+
+    def _on_message(self, data: bytes) -> None:
+        if data == FLUSH_ALL:
+            self.memory.clear()
+            return
+        if b"\n" in data:  # one chunk of an invalidation: its token, then the keys dropped
+            self.memory.invalidate_now(self.backend.dropped_keys(data))
+            return
+        # The token alone ends an invalidation (RedisBackend.invalidate): a big one publishes one message
+        # per chunk, all with its token, so only this last one tells its writer that all were heard.
+        waiter = self._awaited.get(data.decode())
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def expect(self, token: str) -> None:
+        self._awaited[token] = asyncio.get_running_loop().create_future()
+
+    def forget(self, token: str) -> None:
+        self._awaited.pop(token, None)
+
+    async def delivered(self, token: str, timeout: float) -> None:
+        """Until this instance's subscriber has received the end of the invalidation `token` (at most
+        `timeout`).
+
+        Redis delivers a PUBLISH to its subscribers measurably later than the publishing call's reply
+        (~0.5 ms on loopback): answering the write at once let a client read the old copy from another
+        instance's near cache. Every subscriber gets the message in the same pass, so once ours has it,
+        the others' sockets have it too, and their subscribers apply it before any later request."""
+        waiter = self._awaited.get(token)
+        if not self.ready or waiter is None:
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter
+        except TimeoutError:
+            log.warning("cache invalidation not heard back on the channel within %.2f s", timeout)
 
     def get(self, key: str) -> bytes | None:
         return self.memory.get_now(key) if self.ready else None
@@ -89,6 +135,10 @@ class NearCache:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError, Exception):
                 await asyncio.wait_for(self._task, 2 * self.RESUBSCRIBE_AFTER + 1)
+        await self._close_client()
+
+    async def _close_client(self) -> None:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(self.timeout):
-                await self.client.aclose()
+                if self.client is not None:
+                    await self.client.aclose()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 from .. import tracing
+from ..cache_fence import invalidate_through_failover
 from .stats import CacheStats
 
 if TYPE_CHECKING:
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("service.cache")
 
 NOT_FOUND = b""  # cached marker for "the database has no such row"
+_FAILED = object()  # a backend call that did not succeed
 
 Loader = Callable[[], Awaitable[tuple[bytes | None, float | None, tuple[str, ...]]]]
 """Returns (encoded value or None when not found, TTL cap in seconds or None, tags of the entry)."""
@@ -52,6 +55,9 @@ class Cache:
             value, _, _ = await loader()
             return value
         near = self.near
+        if near is not None and near.fenced and not near.ready:
+            value, _, _ = await loader()  # Sentinel/Cluster: Redis not trusted until past the fence
+            return value
         if near is not None:
             cached = near.get(key)
             if cached is not None:
@@ -110,6 +116,7 @@ class Cache:
         return value, False
 
     not_found_ttl: float = 5.0
+    failover_wait: float = 10.0  # Sentinel/Cluster: seconds a write waits for its invalidation to land
 
     # ---- writes -------------------------------------------------------------------------------------
 
@@ -126,9 +133,23 @@ class Cache:
                 self.near.memory.clear()  # which keys a tag covers is known in Redis only
         # No overall timeout: a big invalidation is many short Redis calls, each under the client's own
         # socket timeout (REDIS_TIMEOUT), so a slow Redis still fails fast.
-        ok = await self._call(self.backend.invalidate(keys, tags), None, ok=True, bounded=False)
-        if ok is not True:
-            self._remember(keys, tags)
+        token = os.urandom(12).hex()
+        if self.near is not None:
+            self.near.expect(token)  # before sending: the message may come back before the reply
+        try:
+            # The token only matters with a near cache (Redis): then the messages carry it.
+            sent = self.backend.invalidate(keys, tags, token) if self.near is not None else \
+                self.backend.invalidate(keys, tags)
+            dropped = await self._call(sent, _FAILED, bounded=False)
+            if dropped is _FAILED and self.near is not None and self.near.fenced:
+                dropped = await invalidate_through_failover(self, keys, tags, token, self.failover_wait, _FAILED)
+            if dropped is _FAILED:
+                self._remember(keys, tags)
+            elif dropped and self.near is not None:  # keys dropped: near copies may exist elsewhere
+                await self.near.delivered(token, self.timeout * 2)
+        finally:
+            if self.near is not None:
+                self.near.forget(token)
 
     def _remember(self, keys, tags) -> None:
         if (keys, tags) in self._pending[-8:]:  # the same invalidation again (a retried write): once is enough
