@@ -1,7 +1,7 @@
 -- Rollback of 0014: drops the added columns (the webhook of before 0014 does not read them).
 
 -- Fail fast rather than queue behind a long transaction while blocking every query behind us.
-SET LOCAL lock_timeout = '10s';
+SET LOCAL lock_timeout = '2s';
 
 SET LOCAL statement_timeout = '60s';
 

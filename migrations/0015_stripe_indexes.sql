@@ -9,7 +9,7 @@
 -- transactional: false
 -- depends: 0014_stripe_current_state
 
-SET lock_timeout = '10s';
+SET lock_timeout = '2s';
 
 SET statement_timeout = '30min';
 

@@ -1,5 +1,5 @@
 -- Rollback of 0020: drops the case-insensitive unique index without blocking writes.
-SET lock_timeout = '10s';
+SET lock_timeout = '2s';
 
 SET statement_timeout = '30min';
 

@@ -9,7 +9,7 @@
 -- transactional: false
 -- depends: 0013_sessions_accounts_user_id_indexes
 
-SET lock_timeout = '10s';
+SET lock_timeout = '2s';
 
 SET statement_timeout = '30min';
 

@@ -1,5 +1,5 @@
 -- Rollback of 0021: builds users_email_lower_idx (0012) again, without blocking writes.
-SET lock_timeout = '10s';
+SET lock_timeout = '2s';
 
 SET statement_timeout = '30min';
 

@@ -4,7 +4,7 @@
 -- transactional: false
 -- depends: 0020_users_email_unique_lower
 
-SET lock_timeout = '10s';
+SET lock_timeout = '2s';
 
 SET statement_timeout = '30min';
 

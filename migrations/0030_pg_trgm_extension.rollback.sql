@@ -1,5 +1,5 @@
 -- Rollback of 0030: drops pg_trgm (RESTRICT: refused while another object still uses it).
-SET LOCAL lock_timeout = '10s';
+SET LOCAL lock_timeout = '2s';
 
 SET LOCAL statement_timeout = '60s';
 

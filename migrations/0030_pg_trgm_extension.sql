@@ -6,7 +6,7 @@
 -- requires-extension: pg_trgm
 -- depends: 0013_sessions_accounts_user_id_indexes
 
-SET LOCAL lock_timeout = '10s';
+SET LOCAL lock_timeout = '2s';
 
 SET LOCAL statement_timeout = '60s';
 

@@ -6,7 +6,7 @@
 -- requires-extension: pg_trgm
 -- depends: 0030_pg_trgm_extension
 
-SET lock_timeout = '10s';
+SET lock_timeout = '2s';
 
 SET statement_timeout = '60min';
 

@@ -1,5 +1,5 @@
 -- Rollback of 0033: drops both expiry indexes without blocking writes.
-SET lock_timeout = '10s';
+SET lock_timeout = '2s';
 
 SET statement_timeout = '30min';
 

@@ -1,5 +1,5 @@
 -- Rollback of 0034: back to the server's autovacuum defaults for both tables.
-SET LOCAL lock_timeout = '10s';
+SET LOCAL lock_timeout = '2s';
 
 SET LOCAL statement_timeout = '60s';
 

@@ -6,7 +6,7 @@
 -- SET (storage parameters) takes a SHARE UPDATE EXCLUSIVE lock: reads and writes go on.
 -- depends: 0008_chart_cache 0004_sessions
 
-SET LOCAL lock_timeout = '10s';
+SET LOCAL lock_timeout = '2s';
 
 SET LOCAL statement_timeout = '60s';
 

@@ -6,7 +6,7 @@
 -- depends: 0013_sessions_accounts_user_id_indexes
 
 -- Fail fast rather than queue behind a long transaction while blocking every query behind us.
-SET LOCAL lock_timeout = '10s';
+SET LOCAL lock_timeout = '2s';
 
 SET LOCAL statement_timeout = '60s';
 

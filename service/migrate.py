@@ -276,6 +276,21 @@ def _apply_one(backend, migration, url: str, policy: LockPolicy, watcher: Blocke
         ledger.record(_cursor_execute(backend), migration.id, Path(migration.path))
 
 
+def _refuse_unsafe_rollbacks(database_url: str, chosen) -> None:
+    """yoyo treats a missing rollback file as "nothing to undo" and would only unmark the migration,
+    leaving its objects behind; a rollback edited since the migration was applied is not the undo that
+    was reviewed. Both stop the rollback before anything runs."""
+    changed = {m.id for m in drift_report(database_url).migrations if "rollback" in m.changed}
+    for migration in chosen:
+        if not ledger.rollback_path(Path(migration.path)).exists():
+            raise MigrateError(f"{migration.id} has no rollback file on disk: nothing was rolled back",
+                               hint="restore the .rollback.sql from the release that applied it")
+        if migration.id in changed:
+            raise MigrateError(f"the rollback of {migration.id} changed since it was applied: nothing was "
+                               "rolled back", hint="restore the file from the release that applied it "
+                                                   "(`migrate status` shows every change)")
+
+
 def _rollback_one(backend, migration, url: str, policy: LockPolicy, watcher: BlockerWatcher) -> None:
     migration.load()
     undo = ledger.rollback_path(Path(migration.path))
@@ -412,6 +427,7 @@ def rollback(database_url: str, count: int = 1, lock_timeout: float = 600, *,
     with _backend(database_url, policy) as backend, _locked(backend, lock_timeout):
         chosen = _rollback_choice(backend, count)
         _production_guard("rollback", [m.id for m in chosen], is_production, confirm_production)
+        _refuse_unsafe_rollbacks(database_url, chosen)
         _prepare(backend, _migrations())
         with BlockerWatcher(conninfo(database_url), APPLICATION_NAME) as watcher:
             for migration in chosen:

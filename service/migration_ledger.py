@@ -30,7 +30,9 @@ CREATE TABLE IF NOT EXISTS "{LEDGER_TABLE}" (
 
 
 def file_sha256(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+    """Of the file's text with line endings as LF: a checkout that writes CRLF (core.autocrlf) is the
+    same migration, not drift."""
+    return hashlib.sha256(path.read_bytes().replace(b"\r\n", b"\n")).hexdigest() if path.exists() else None
 
 
 def rollback_path(forward: Path) -> Path:

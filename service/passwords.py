@@ -87,34 +87,45 @@ class PasswordPool:
 
     async def _run(self, operation: str, job, *args):
         """Admit one bcrypt job (or refuse it: 429/503), wait for a thread, run it there; measured:
-        queue depth and wait, time on the thread, and a span when tracing is on."""
+        queue depth and wait, time on the thread, and a span when tracing is on.
+
+        The job's place (its thread and its admission) is given back when the thread is done, not when
+        the caller stops waiting: a cancelled caller (a batch whose sibling was refused, a shutdown) does
+        not stop bcrypt already running, so freeing its place earlier would let work pile up in the
+        executor's own unbounded queue."""
         caller = current_caller()
         self._admit(caller)
         submitted = time.perf_counter()
         BCRYPT_QUEUE_DEPTH.inc()
-        queued = True
         try:
-            async with self._running:  # FIFO wait in the loop; a thread is free once we hold it
-                BCRYPT_QUEUE_DEPTH.dec()
-                queued = False
-                if client_gone():
-                    self.dropped += 1
-                    raise ClientGone()
-                self.started += 1
-                started = time.perf_counter()
-                BCRYPT_WAIT_SECONDS.observe(started - submitted)
-                try:
-                    future = asyncio.get_running_loop().run_in_executor(self._executor, job, *args)
-                    if tracing.TRACER is None:
-                        return await future
-                    with tracing.client_span(f"bcrypt {operation}", "bcrypt"):
-                        return await future
-                finally:
-                    BCRYPT_SECONDS.labels(operation).observe(time.perf_counter() - started)
-        finally:
-            if queued:  # refused or cancelled while waiting for a thread
-                BCRYPT_QUEUE_DEPTH.dec()
+            await self._running.acquire()  # FIFO wait in the loop; a thread is free once we hold it
+        except BaseException:  # cancelled while waiting: nothing started
+            BCRYPT_QUEUE_DEPTH.dec()
             self._release(caller)
+            raise
+        BCRYPT_QUEUE_DEPTH.dec()
+        if client_gone():
+            self.dropped += 1
+            self._running.release()
+            self._release(caller)
+            raise ClientGone()
+        self.started += 1
+        started = time.perf_counter()
+        BCRYPT_WAIT_SECONDS.observe(started - submitted)
+        future = asyncio.get_running_loop().run_in_executor(self._executor, job, *args)
+
+        def finished(done: asyncio.Future) -> None:
+            BCRYPT_SECONDS.labels(operation).observe(time.perf_counter() - started)
+            self._running.release()
+            self._release(caller)
+            if not done.cancelled():
+                done.exception()  # retrieved: a caller that left must not leave "never retrieved" noise
+
+        future.add_done_callback(finished)
+        if tracing.TRACER is None:
+            return await asyncio.shield(future)
+        with tracing.client_span(f"bcrypt {operation}", "bcrypt"):
+            return await asyncio.shield(future)
 
     async def hash(self, password: str, field: str = "password") -> str:
         encoded = password_bytes(password, field)

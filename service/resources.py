@@ -28,7 +28,7 @@ async def _wait_until_reachable(db: Database, first_error: str) -> None:
         attempt += 1
         try:
             await db.ping()
-        except (DatabaseUnavailable, OSError) as exc:
+        except Exception as exc:  # unreachable, or reachable but refusing us (password, database name)
             error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             continue
         log.warning("database reachable (attempt %d)", attempt)
@@ -69,7 +69,9 @@ async def open_deps(settings: Settings, wait_for_database: bool = False):
     finally:
         if waiting is not None:
             waiting.cancel()
-            with suppress(asyncio.CancelledError):
+            # It may have died on its own (a wrong password once the server answered): the rest of the
+            # cleanup must still run.
+            with suppress(asyncio.CancelledError, Exception):
                 await waiting
         passwords.close()
         if cache is not None:

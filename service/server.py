@@ -48,7 +48,7 @@ def check_serving_settings(settings: Settings) -> None:
     problems = []
     for name, url, schemes in (("DATABASE_URL", settings.database_url, ("postgresql", "postgres")),
                                ("DATABASE_READ_URL", settings.database_read_url, ("postgresql", "postgres")),
-                               ("REDIS_URL", settings.redis_url, ("redis", "rediss", "unix"))):
+                               ("REDIS_URL", settings.redis_url, ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster"))):
         if url and urlsplit(url).scheme not in schemes:
             problems.append(f"{name} must be a {schemes[0]}:// URL, got scheme {urlsplit(url).scheme!r}")
     if settings.is_production:

@@ -17,8 +17,10 @@ from .settings_validation import SettingsError, convert
 Port = Annotated[int, Meta(ge=1, le=65535)]
 Count = Annotated[int, Meta(ge=0)]
 AtLeastOne = Annotated[int, Meta(ge=1)]
-Seconds = Annotated[float, Meta(ge=0)]
-PositiveSeconds = Annotated[float, Meta(gt=0)]
+# Finite upper bounds: "inf" parses as a float, and PostgreSQL refuses timeouts past 2^31-1 ms.
+Seconds = Annotated[float, Meta(ge=0, le=86400)]
+PositiveSeconds = Annotated[float, Meta(gt=0, le=86400)]
+Milliseconds = Annotated[int, Meta(ge=0, le=2_147_483_647)]
 ENVIRONMENTS = ("development", "test", "staging", "production")
 
 
@@ -41,7 +43,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     pool_max_size: AtLeastOne = 10
     pool_acquire_timeout: PositiveSeconds = 5.0
     statement_cache_size: Count = 1024
-    statement_timeout_ms: Count = 15000
+    statement_timeout_ms: Milliseconds = 15000
     connect_timeout: PositiveSeconds = 5.0
     retry_after_seconds: Count = 5
 
@@ -76,7 +78,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     list_max_offset_rows: AtLeastOne = 10000
     list_max_filters: AtLeastOne = 10
     list_max_pattern_length: AtLeastOne = 100
-    list_expensive_timeout_ms: Count = 2000
+    list_expensive_timeout_ms: Milliseconds = 2000
 
     # expired sessions and sign-in tokens (issue 15): the sweeps pause between batches
     sweep_pause_ms: Count = 20

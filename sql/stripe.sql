@@ -58,7 +58,10 @@ ON CONFLICT ("stripeSubscriptionId") DO UPDATE SET
 INSERT INTO stripe_subscription_state ("stripeSubscriptionId", "stripeCustomerId", "lastEventCreated",
                                        "lastEventId", "eventType", "subscriptionCreated", source)
 VALUES ($1, $2, $3, $4, 'checkout.session.completed', $3, 'checkout')
-ON CONFLICT ("stripeSubscriptionId") DO NOTHING
+ON CONFLICT ("stripeSubscriptionId") DO UPDATE
+    -- a state kept from before the customer was recorded with it (0010's rows) learns its customer
+    SET "stripeCustomerId" = COALESCE(stripe_subscription_state."stripeCustomerId", EXCLUDED."stripeCustomerId")
+    WHERE stripe_subscription_state."stripeCustomerId" IS NULL
 
 -- name: stripe_states_of_customer
 SELECT "stripeSubscriptionId", "stripeCustomerId", status, "lastEventCreated", "lastEventId", "eventType",
@@ -93,6 +96,9 @@ RETURNING "userId"
 -- The customer's checkout has linked it: its waiting events are applied (through the stored state).
 UPDATE stripe_events SET outcome = 'applied', reason = NULL, "appliedAt" = (now() AT TIME ZONE 'UTC')
 WHERE "stripeCustomerId" = $1 AND "appliedAt" IS NULL AND outcome = 'pending'
+  -- Subscription events only: their state is stored and now shown; a pending invoice (Stripe's API was
+  -- down) or checkout still needs its own replay.
+  AND type LIKE 'customer.subscription.%'
 
 -- name: stripe_event_get
 SELECT id, type, created, "stripeSubscriptionId", "stripeCustomerId", outcome, reason, "receivedAt",

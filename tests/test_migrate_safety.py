@@ -187,6 +187,24 @@ async def test_edited_or_deleted_applied_migration_is_drift(empty_database, migr
     assert code == 0 and "up to date" in out
 
 
+async def test_rollback_without_its_rollback_file_or_with_an_edited_one_refuses(
+        empty_database, migrations_copy, monkeypatch, capsys):
+    await asyncio.to_thread(migrate.apply, empty_database)
+    newest = [m.id for m in migrate.status(empty_database) if m.applied][-1]
+    undo = migrations_copy / f"{newest}.rollback.sql"
+    original = undo.read_text()
+    undo.unlink()  # yoyo alone would "roll back" nothing and unmark the migration
+    code, _, err = await asyncio.to_thread(run_main, ["rollback"], empty_database, monkeypatch, capsys)
+    assert code == 1 and f"{newest} has no rollback file" in err, err
+    undo.write_text(original + "\n-- edited after it was applied\n")
+    code, _, err = await asyncio.to_thread(run_main, ["rollback"], empty_database, monkeypatch, capsys)
+    assert code == 1 and f"the rollback of {newest} changed" in err, err
+    assert [m.id for m in migrate.status(empty_database) if m.applied][-1] == newest  # still applied
+    undo.write_text(original)
+    code, out, _ = await asyncio.to_thread(run_main, ["rollback"], empty_database, monkeypatch, capsys)
+    assert code == 0 and newest in out
+
+
 async def test_status_lists_pending_and_invalid_indexes(empty_database):
     await migrated_up_to(empty_database, "0010_stripe_events")
     conn = await asyncpg.connect(empty_database)

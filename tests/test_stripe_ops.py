@@ -4,9 +4,10 @@ stripe-sync (resumable, alongside webhooks) and the retention of stored events."
 import asyncio
 import copy
 
+import asyncpg
 import pytest
 
-from service import stripe_commands
+from service import migrate, stripe_commands
 from service.app import create_app
 from service.commands import CommandError
 from service.data import stripe_events
@@ -217,3 +218,32 @@ async def test_retention_prunes_old_final_events_and_keeps_pending_and_conflicts
     left = {key for key, event_id in ids.items()
             if await deps.db.fetchval("SELECT 1 FROM stripe_events WHERE id = $1", event_id)}
     assert left == {key for key in ids if key[1] == 5 or key[0] in ("pending", "conflict")}
+
+
+async def test_an_upgraded_database_keeps_what_the_old_fold_decided(empty_database):
+    """Rows stored before 0014 (state without a status, events without an outcome) get them from 0016,
+    so a retried old event cannot revive a canceled subscription and old events can be pruned/replayed."""
+    from tests.test_migrate_safety import migrated_up_to
+
+    await migrated_up_to(empty_database, "0010_stripe_events")
+    conn = await asyncpg.connect(empty_database)
+    try:
+        await conn.execute("""INSERT INTO users (id, email, "updatedAt") VALUES ('u_old', 'old@example.com', now())""")
+        await conn.execute("""INSERT INTO subscriptions (id, "userId", "stripeCustomerId", "stripeSubscriptionId", status)
+                              VALUES ('s_old', 'u_old', 'cus_old', 'sub_old', 'CANCELLED')""")
+        await conn.execute("""INSERT INTO stripe_subscription_state ("stripeSubscriptionId", "lastEventCreated", "lastEventId")
+                              VALUES ('sub_old', 1700000000, 'evt_old_2')""")
+        await conn.execute("""INSERT INTO stripe_events (id, type, created, "stripeSubscriptionId", "stripeCustomerId",
+                                                         payload, "appliedAt")
+                              VALUES ('evt_old_1', 'customer.subscription.updated', 1690000000, 'sub_old', 'cus_old',
+                                      '{}', now()),
+                                     ('evt_old_3', 'customer.subscription.updated', 1700000001, 'sub_x', 'cus_x',
+                                      '{}', NULL)""")
+        await asyncio.to_thread(migrate.apply, empty_database)
+        state = await conn.fetchrow("""SELECT status, "stripeCustomerId" FROM stripe_subscription_state
+                                       WHERE "stripeSubscriptionId" = 'sub_old'""")
+        assert (state["status"], state["stripeCustomerId"]) == ("canceled", "cus_old")
+        outcomes = dict(await conn.fetch("SELECT id, outcome FROM stripe_events ORDER BY id"))
+        assert outcomes == {"evt_old_1": "applied", "evt_old_3": "pending"}
+    finally:
+        await conn.close()

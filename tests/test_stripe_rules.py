@@ -256,6 +256,22 @@ async def test_signature_is_checked_over_the_raw_bytes(client):
     assert r.status == 400
 
 
+async def test_signed_bodies_nested_too_deep_are_200_rejected(client):
+    # Deeper than the JSON decoder goes, and deep enough (with a NUL) to exhaust a recursive clean-up.
+    too_deep = b'{"id":"evt_deep_1","type":"customer.subscription.updated","data":{"object":' + \
+        b"[" * 5000 + b"]" * 5000 + b"}}"
+    nul_deep = b'{"id":"evt_deep_2","type":"customer.subscription.updated","data":{"object":' + \
+        b'{"a":' * 900 + b'"x\\u0000"' + b"}" * 900 + b"}}"
+    for body in (too_deep, nul_deep):
+        r = await deliver(client, body, header=sign_bytes(body))
+        assert r.status == 200, await r.text()
+        answer = await r.json()
+        assert answer["outcome"] == "rejected" and "too deep" in answer["reason"], answer
+        # Stored once: the same delivery again is a duplicate, not a second row.
+        r = await deliver(client, body, header=sign_bytes(body))
+        assert (await r.json())["outcome"] == "duplicate"
+
+
 def sign_bytes(body: bytes, timestamp: int | None = None) -> str:
     t = int(time.time()) if timestamp is None else timestamp
     digest = hmac.new(STRIPE_SECRET.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()

@@ -140,9 +140,17 @@ class Cache:
             # The token only matters with a near cache (Redis): then the messages carry it.
             sent = self.backend.invalidate(keys, tags, token) if self.near is not None else \
                 self.backend.invalidate(keys, tags)
-            dropped = await self._call(sent, _FAILED, bounded=False)
-            if dropped is _FAILED and self.near is not None and self.near.fenced:
-                dropped = await invalidate_through_failover(self, keys, tags, token, self.failover_wait, _FAILED)
+            try:
+                dropped = await self._call(sent, _FAILED, bounded=False)
+                if dropped is _FAILED and self.near is not None and self.near.fenced:
+                    dropped = await invalidate_through_failover(self, keys, tags, token, self.failover_wait,
+                                                                _FAILED)
+            except asyncio.CancelledError:
+                # The write is committed; a cancelled request (shutdown, a sibling's failure) must not
+                # take its invalidation with it: sent again before the next cache call (repeating it is
+                # harmless).
+                self._remember(keys, tags)
+                raise
             if dropped is _FAILED:
                 self._remember(keys, tags)
             elif dropped and self.near is not None:  # keys dropped: near copies may exist elsewhere
@@ -209,6 +217,14 @@ class Cache:
             return False
 
     async def close(self) -> None:
+        if self._pending and time.monotonic() >= self._paused_until:
+            # Invalidations remembered while Redis failed: one last try, so a restart does not drop them.
+            try:
+                async with asyncio.timeout(max(1.0, self.timeout * 4)):
+                    await self._flush_pending()
+            except Exception as exc:
+                log.error("cache invalidations not sent at shutdown (%s); entries may be stale until their TTL",
+                          type(exc).__name__)
         if self.near is not None:
             await self.near.close()
         await self.backend.close()

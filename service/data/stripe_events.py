@@ -252,6 +252,8 @@ async def _checkout(conn, event: Event, sub_id: str | None, customer_id: str | N
     await conn.execute(Q.stripe_state_placeholder, sub_id, customer_id, event.created, event.id)
     # The customer's preferred subscription (events that arrived before this checkout included).
     states = [state_from_row(r) for r in await conn.fetch(Q.stripe_states_of_customer, customer_id)]
+    if not states:  # a state kept from before this customer was known: this checkout's subscription
+        states = [state_from_row(await conn.fetchrow(Q.stripe_state_get, sub_id))]
     best = max(states, key=preference)
     await conn.execute(Q.stripe_mark_pending_applied, customer_id)
     if row is None:

@@ -109,11 +109,16 @@ def decode_event(payload: bytes) -> tuple[dict, bytes, bool]:
         raw = msgspec.json.decode(payload)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise Rejected(f"not JSON: {exc}") from None
+    except RecursionError:  # nested deeper than the decoder goes: no Stripe object is
+        raise Rejected("nested too deep to be a Stripe event") from None
     if not isinstance(raw, dict):
         raise Rejected("not a JSON object")
     had_nul = b"\\u0000" in payload
     if had_nul:
-        raw = _strip_nul(raw)
+        try:
+            raw = _strip_nul(raw)
+        except RecursionError:
+            raise Rejected("nested too deep to be a Stripe event") from None
         payload = msgspec.json.encode(raw)
     return raw, payload, had_nul
 
