@@ -69,11 +69,11 @@ SELECT "stripeSubscriptionId", "stripeCustomerId", status, "lastEventCreated", "
 FROM stripe_subscription_state WHERE "stripeCustomerId" = $1
 
 -- name: stripe_row_of_customer
-SELECT id, "userId", "stripeCustomerId", "stripeSubscriptionId" FROM subscriptions
+SELECT id, "userId", "stripeCustomerId", "stripeSubscriptionId", status::text AS status FROM subscriptions
 WHERE "stripeCustomerId" = $1
 
 -- name: stripe_row_of_user
-SELECT id, "userId", "stripeCustomerId", "stripeSubscriptionId" FROM subscriptions
+SELECT id, "userId", "stripeCustomerId", "stripeSubscriptionId", status::text AS status FROM subscriptions
 WHERE "userId" = $1
 
 -- name: stripe_insert_row

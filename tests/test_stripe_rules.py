@@ -11,9 +11,9 @@ import time
 import pytest
 
 from service.app import create_app
-from tests.conftest import STRIPE_SECRET, make_settings
+from tests.conftest import STRIPE_SECRET, WRITE, make_settings
 from tests.stripe_gen import StripeWorld, SubscriptionLife, iso
-from tests.stripe_helpers import create_user, deliver, encode, subscription_row
+from tests.stripe_helpers import checkout_event, create_user, deliver, encode, subscription_row, uid
 from tests.stripe_helpers import (
     deliver_ok as outcome,  # the answer: {received, outcome, reason?}
 )
@@ -117,6 +117,37 @@ async def test_new_live_subscription_of_a_linked_customer_takes_over(client, dep
     answer = await outcome(client, first.change("customer.subscription.updated", price="price_late"))
     assert answer["outcome"] == "applied" and second.id in answer["reason"]
     assert (await shown(client, user_id))["stripeSubscriptionId"] == second.id
+
+
+async def test_a_row_set_by_put_is_not_displaced_by_an_incomplete_subscription(client):
+    # Linked by PUT /v1/users/{id}/subscription (an import, the old platform): no stored Stripe state.
+    world = StripeWorld(V, seed="put-linked")
+    user_id, customer, paid = await create_user(client), world.id("cus"), world.id("sub")
+    r = await client.put(f"/v1/users/{user_id}/subscription", headers=WRITE, json={
+        "stripeCustomerId": customer, "stripeSubscriptionId": paid, "status": "ACTIVE"})
+    assert r.status in (200, 201), await r.text()
+    # The backend creates a second subscription whose first payment fails: incomplete.
+    second = SubscriptionLife(world, customer=customer, price="price_pro", status="incomplete")
+    assert (await outcome(client, second.created_event()))["outcome"] == "applied"
+    got = await shown(client, user_id)
+    assert (got["stripeSubscriptionId"], got["status"]) == (paid, "ACTIVE")  # the paying customer stays ACTIVE
+    # Once it is paid it is live and newer: it becomes the user's.
+    world.tick()
+    await outcome(client, second.change(status="active"))
+    got = await shown(client, user_id)
+    assert (got["stripeSubscriptionId"], got["status"]) == (second.id, "ACTIVE")
+
+
+async def test_a_user_whose_put_row_is_cancelled_can_check_out_with_a_new_customer(client):
+    user_id = await create_user(client)
+    r = await client.put(f"/v1/users/{user_id}/subscription", headers=WRITE, json={
+        "stripeCustomerId": uid("cus"), "stripeSubscriptionId": uid("sub"), "status": "CANCELLED"})
+    assert r.status in (200, 201), await r.text()
+    customer, sub = uid("cus"), uid("sub")
+    answer = await outcome(client, checkout_event(user_id=user_id, customer=customer, sub=sub, created=2_000_000_000))
+    assert answer["outcome"] == "applied", answer  # an ended subscription is no reason for a conflict
+    got = await shown(client, user_id)
+    assert (got["stripeCustomerId"], got["stripeSubscriptionId"]) == (customer, sub)
 
 
 async def test_an_older_live_subscription_does_not_displace_a_newer_one(client):

@@ -206,9 +206,22 @@ async def apply_state(conn, state: State) -> Outcome:
     current = row["stripeSubscriptionId"]
     if current not in (None, state.subscription_id):
         shown = state_from_row(await conn.fetchrow(Q.stripe_state_get, current))
-        if preference(state) <= preference(shown):
+        if preference(state) <= _preference_of_shown(shown, row, current):
             return Outcome("applied", f"stored; the user's row stays on {current}")
     return Outcome("applied", None, await _show(conn, row["id"], state.customer_id, state))
+
+
+ROW_LIVE = frozenset({"ACTIVE", "TRIALING", "PAST_DUE"})
+
+
+def _preference_of_shown(shown: State | None, row, subscription_id: str) -> tuple:
+    """The row's current subscription, for `preference`. With no stored state (the row was written by
+    PUT /v1/users/{id}/subscription: an import, the old platform) the row's own status says whether it
+    is live, so an incomplete or ended newcomer never displaces a paying customer's subscription."""
+    if shown is not None:
+        return preference(shown)
+    status = row["status"] if "status" in row.keys() else None
+    return (status in ROW_LIVE, 0, subscription_id)
 
 
 async def _put_state(conn, state: State, stored: State | None) -> None:
@@ -246,7 +259,7 @@ async def _checkout(conn, event: Event, sub_id: str | None, customer_id: str | N
     row = await conn.fetchrow(Q.stripe_row_of_user, user_id)
     if row is not None and row["stripeCustomerId"] not in (None, customer_id) and row["stripeSubscriptionId"]:
         shown = state_from_row(await conn.fetchrow(Q.stripe_state_get, row["stripeSubscriptionId"]))
-        if shown is None or preference(shown)[0]:
+        if _preference_of_shown(shown, row, row["stripeSubscriptionId"])[0]:  # live: not re-linked
             return Outcome("conflict", f"user {user_id} has a live subscription of customer "
                                        f"{row['stripeCustomerId']}")
     await conn.execute(Q.stripe_state_placeholder, sub_id, customer_id, event.created, event.id)
