@@ -13,7 +13,14 @@ import pytest
 from service.app import create_app
 from tests.conftest import STRIPE_SECRET, WRITE, make_settings
 from tests.stripe_gen import StripeWorld, SubscriptionLife, iso
-from tests.stripe_helpers import checkout_event, create_user, deliver, encode, subscription_row, uid
+from tests.stripe_helpers import (
+    checkout_event,
+    create_user,
+    deliver,
+    encode,
+    subscription_row,
+    uid,
+)
 from tests.stripe_helpers import (
     deliver_ok as outcome,  # the answer: {received, outcome, reason?}
 )
