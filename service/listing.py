@@ -74,10 +74,14 @@ class Field:
     # A nullable field sorts ASC NULLS FIRST / DESC NULLS LAST (so that a page never ends on NULLs
     # unexpectedly); a default btree (NULLS LAST) cannot give that order, only one built NULLS FIRST.
     nulls_first_index: bool = False
+    # The index leads with this column but continues with others ((role, "createdAt", id)): it serves
+    # filters, yet a sort by this field (tie-broken by the key) is not its order, so such a sort stays
+    # within the row budget.
+    index_gives_sort: bool = True
 
     @property
     def sort_indexed(self) -> bool:
-        return self.indexed and (not self.nullable or self.nulls_first_index)
+        return self.indexed and self.index_gives_sort and (not self.nullable or self.nulls_first_index)
     # like/ilike is served by a pg_trgm GIN index (gin_trgm_ops) on this column.
     trigram: bool = False
 

@@ -162,6 +162,9 @@ async def test_unindexed_sort_or_filter_needs_another_filter_over_the_row_budget
     assert (await get(client, "/v1/users", 400, name="ilike.*1*"))["errors"][0]["field"] == "name"
     short = await get(client, "/v1/users", name="ilike.*1*", role="eq.ADMIN", limit="50")
     assert sorted(row["name"] for row in short["data"]) == ["Name 120", "Name 150", "Name 180", "Name 210"]
+    # role's index is (role, "createdAt", id): it serves role filters, not an order by role then id
+    assert (await get(client, "/v1/users", 400, sort="role"))["errors"][0]["field"] == "sort"
+    assert (await get(client, "/v1/users", sort="role", role="eq.ADMIN", limit="50"))["pagination"]["total"] == 10
     # a negation is never index-backed
     assert (await get(client, "/v1/users", 400, role="neq.USER"))["errors"][0]["field"] == "role"
     # chartType alone: no index, and more than 50 unexpired charts

@@ -40,7 +40,8 @@ USERS = ListSpec(
     # users_createdAt_id_idx (0011), users_role_createdAt_id_idx (0031)
     fields=(text("id", indexed=True), text("email", indexed=True, trigram=True),
             time("emailVerified", nullable=True), text("name", nullable=True, trigram=True),
-            text("image", nullable=True, sort=False), enum("role", "Role", Role.__members__, indexed=True),
+            text("image", nullable=True, sort=False),
+            enum("role", "Role", Role.__members__, indexed=True, index_gives_sort=False),
             time("createdAt", indexed=True), time("updatedAt")),
     default_sort=("-createdAt",),
 )
@@ -89,7 +90,8 @@ SUBSCRIPTIONS = ListSpec(
     fields=(text("id", indexed=True), text("userId", indexed=True),
             text("stripeCustomerId", nullable=True, indexed=True),
             text("stripeSubscriptionId", nullable=True, indexed=True), text("stripePriceId", nullable=True),
-            enum("status", "SubscriptionStatus", SubscriptionStatus.__members__, indexed=True),
+            enum("status", "SubscriptionStatus", SubscriptionStatus.__members__, indexed=True,
+                 index_gives_sort=False),
             time("currentPeriodEnd", nullable=True, indexed=True, nulls_first_index=True), boolean("cancelAtPeriodEnd"),
             time("createdAt", indexed=True), time("updatedAt")),
     default_sort=("-createdAt",),
