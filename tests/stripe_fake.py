@@ -15,6 +15,7 @@ class FakeStripe:
         self.failing = False  # answer 401 (Stripe's answer to a revoked key)
         self.fail_after_pages: int | None = None  # list pages served before failing
         self.requests: list[tuple[str, dict]] = []
+        self.hold = None  # an asyncio.Event: retrieve waits for it (a Stripe API that stalls)
         self.app = web.Application()
         self.app.router.add_get("/v1/subscriptions/{id}", self.retrieve)
         self.app.router.add_get("/v1/subscriptions", self.list)
@@ -33,6 +34,8 @@ class FakeStripe:
         refused = self._refuse(request)
         if refused:
             return refused
+        if self.hold is not None:
+            await self.hold.wait()
         obj = self.subscriptions.get(request.match_info["id"])
         if obj is None:
             return web.json_response({"error": {"type": "invalid_request_error", "code": "resource_missing",

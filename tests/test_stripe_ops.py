@@ -73,6 +73,31 @@ async def test_with_an_api_key_the_event_triggers_a_read_of_the_subscription(key
     assert (await shown(keyed, user_id))["status"] == "ACTIVE"
 
 
+async def test_a_stalled_stripe_api_holds_no_database_connection(aiohttp_client, migrated_database_url,
+                                                                 redis_url, fake):
+    # One pooled connection: if the webhook held it while waiting for Stripe, every other request would
+    # wait for the pool and answer 503.
+    client = await aiohttp_client(create_app(make_settings(
+        migrated_database_url, redis_url, stripe_api_key=API_KEY, stripe_api_base=fake.url,
+        pool_min_size=1, pool_max_size=1, pool_acquire_timeout=1.0, cache_enabled=False)))
+    world = StripeWorld(V, seed="stall")
+    user_id = await create_user(client)
+    life = SubscriptionLife(world, customer=world.id("cus"))
+    fake.put(copy.deepcopy(life.obj))
+    fake.hold = asyncio.Event()
+    delivery = asyncio.create_task(outcome(client, life.created_event()))
+    for _ in range(200):  # until the webhook is waiting on Stripe
+        if any(path == f"/v1/subscriptions/{life.id}" for path, _ in fake.requests):
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the webhook never called Stripe")
+    r = await client.get(f"/v1/users/{user_id}", headers=READ)
+    assert r.status == 200, await r.text()
+    fake.hold.set()
+    assert (await delivery)["outcome"] in ("applied", "pending")
+
+
 async def test_when_stripe_api_fails_the_event_object_decides(keyed, fake):
     world = StripeWorld(V, seed="api-down")
     user_id = await create_user(keyed)

@@ -119,6 +119,11 @@ def _references(event: Event) -> tuple[str | None, str | None]:
 async def apply_event(deps: Deps, event: Event, fetch: Fetch | None = None, *, replay: bool = False) -> Outcome:
     """Apply one event in its own transaction. `replay`: the event is already stored (stripe-replay)."""
     sub_id, customer_id = _references(event)
+    if fetch is not None and sub_id is not None and _reads_stripe(event.type):
+        # Stripe's API is asked before the transaction: a slow or stalled API must hold neither a pooled
+        # connection nor the customer's lock (a duplicate, known already, asks nothing).
+        if replay or await deps.db.fetchval(Q.stripe_event_seen, event.id) is None:
+            fetch = await _asked_already(fetch, sub_id)
     async with deps.db.transaction() as conn:
         await conn.execute(Q.stripe_lock_customer, customer_id or sub_id or event.id)
         seen = await conn.fetchval(Q.stripe_event_seen, event.id)
@@ -138,6 +143,31 @@ async def apply_event(deps: Deps, event: Event, fetch: Fetch | None = None, *, r
     if result.outcome in ("conflict", "rejected"):
         log.warning("stripe event %s (%s): %s: %s", event.id, event.type, result.outcome, result.reason)
     return result
+
+
+def _reads_stripe(event_type: str) -> bool:
+    """With STRIPE_API_KEY, these events read their subscription from Stripe's API (_apply)."""
+    return event_type.startswith((SUBSCRIPTION_PREFIX, INVOICE_PREFIX)) or event_type == CHECKOUT
+
+
+async def _asked_already(fetch: Fetch, sub_id: str) -> Fetch:
+    """Ask Stripe for `sub_id` now; the returned Fetch answers with that (or raises its failure)."""
+    try:
+        obj = await fetch(sub_id)
+    except StripeUnavailable as exc:
+        failure = exc
+
+        async def failed(wanted: str) -> dict:
+            if wanted != sub_id:
+                return await fetch(wanted)
+            raise failure
+
+        return failed
+
+    async def answered(wanted: str) -> dict:
+        return obj if wanted == sub_id else await fetch(wanted)
+
+    return answered
 
 
 async def _apply(conn, event: Event, sub_id: str | None, customer_id: str | None, fetch: Fetch | None) -> Outcome:
