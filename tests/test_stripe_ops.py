@@ -184,6 +184,23 @@ async def test_replaying_a_conflict_after_ops_resolved_it(client):
     assert (got["stripeSubscriptionId"], got["stripePriceId"], got["status"]) == (new.id, "price_pro", "ACTIVE")
 
 
+async def test_replaying_pending_events_after_a_customer_is_linked_without_checkout(client):
+    world = StripeWorld(V, seed="pending-replay")
+    user_id = await create_user(client)
+    life = SubscriptionLife(world, customer=world.id("cus"), status="trialing", trial_days=7)
+    # Its customer is not linked to anyone yet: stored, pending.
+    assert (await outcome(client, life.created_event()))["outcome"] == "pending"
+    # Ops link the customer by hand (an import), then replay what waited, as docs/operations.md says.
+    r = await client.put(f"/v1/users/{user_id}/subscription", headers=WRITE,
+                         json={"stripeCustomerId": life.obj["customer"]})
+    assert r.status in (200, 201), await r.text()
+    deps = client.server.app[DEPS]
+    results = [r.outcome async for r in stripe_events.replay_stored(deps, ["pending"])]
+    assert "applied" in results, results
+    got = await shown(client, user_id)
+    assert (got["stripeSubscriptionId"], got["status"]) == (life.id, "TRIALING")
+
+
 # ---- stripe-sync ------------------------------------------------------------------------------------------------
 
 

@@ -130,7 +130,7 @@ async def apply_event(deps: Deps, event: Event, fetch: Fetch | None = None, *, r
         if seen is not None and not replay:
             return Outcome("duplicate")
         try:
-            result = await _apply(conn, event, sub_id, customer_id, fetch)
+            result = await _apply(conn, event, sub_id, customer_id, fetch, replay)
         except Rejected as exc:
             result = Outcome("rejected", str(exc))
         if replay and seen is not None:
@@ -170,13 +170,14 @@ async def _asked_already(fetch: Fetch, sub_id: str) -> Fetch:
     return answered
 
 
-async def _apply(conn, event: Event, sub_id: str | None, customer_id: str | None, fetch: Fetch | None) -> Outcome:
+async def _apply(conn, event: Event, sub_id: str | None, customer_id: str | None, fetch: Fetch | None,
+                 replay: bool = False) -> Outcome:
     if event.type.startswith(SUBSCRIPTION_PREFIX):
         if fetch is not None:
             return await _refresh(conn, event, sub_id, fetch)
         state = subscription_state(event.obj, created=event.created, event_id=event.id, event_type=event.type,
                                    previous=event.previous, had_nul=event.had_nul)
-        return await apply_state(conn, state)
+        return await apply_state(conn, state, replay=replay)
     if event.type.startswith(INVOICE_PREFIX):
         if sub_id is None:
             return Outcome("ignored", "the invoice bills no subscription")
@@ -213,16 +214,22 @@ async def _refresh(conn, event: Event, sub_id: str | None, fetch: Fetch) -> Outc
     return await apply_state(conn, state)
 
 
-async def apply_state(conn, state: State) -> Outcome:
-    """Replace the subscription's stored state if `state` is newer, then show it on the user's row."""
+async def apply_state(conn, state: State, *, replay: bool = False) -> Outcome:
+    """Replace the subscription's stored state if `state` is newer, then show it on the user's row.
+
+    `replay`: stripe-replay of a stored event. The event that set the stored state (it was `pending`: no
+    row to show it on then) is not newer than itself, yet its state must now reach the row."""
     both = await conn.fetchrow(Q.stripe_state_and_row, state.subscription_id)
     stored = state_from_row(both)
-    if not newer(stored, state):
-        return Outcome("ignored", "the stored state is newer or the same")
-    carry_base(stored, state)
-    await _put_state(conn, state, stored)
-    if same_state(stored, state):  # a later second, nothing new: the row stays as it is
-        return Outcome("ignored", "the same state")
+    if replay and stored is not None and stored.event_id == state.event_id:
+        state = stored  # the state stands as stored; only the row step is left
+    else:
+        if not newer(stored, state):
+            return Outcome("ignored", "the stored state is newer or the same")
+        carry_base(stored, state)
+        await _put_state(conn, state, stored)
+        if same_state(stored, state):  # a later second, nothing new: the row stays as it is
+            return Outcome("ignored", "the same state")
     if state.customer_id is None and stored is not None:
         state.customer_id = stored.customer_id
     row = None
