@@ -157,6 +157,21 @@ async def test_a_user_whose_put_row_is_cancelled_can_check_out_with_a_new_custom
     assert (got["stripeCustomerId"], got["stripeSubscriptionId"]) == (customer, sub)
 
 
+async def test_when_the_shown_subscription_ends_the_customers_other_live_one_is_shown(client):
+    world = StripeWorld(V, seed="fallback")
+    user_id, first = await linked(client, world)
+    world.tick(86400)
+    second = SubscriptionLife(world, customer=first.obj["customer"], price="price_pro", status="trialing",
+                              trial_days=7)
+    await outcome(client, second.created_event())
+    assert (await shown(client, user_id))["stripeSubscriptionId"] == second.id
+    world.tick(3600)
+    await outcome(client, second.change("customer.subscription.deleted", status="canceled", ended_at=world.now))
+    got = await shown(client, user_id)
+    # The first subscription is still paid: the user is not shown CANCELLED.
+    assert (got["stripeSubscriptionId"], got["status"]) == (first.id, "ACTIVE")
+
+
 async def test_an_older_live_subscription_does_not_displace_a_newer_one(client):
     world = StripeWorld(V, seed="older-live")
     user_id, first = await linked(client, world)

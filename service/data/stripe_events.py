@@ -245,6 +245,14 @@ async def apply_state(conn, state: State, *, replay: bool = False) -> Outcome:
         shown = state_from_row(await conn.fetchrow(Q.stripe_state_get, current))
         if preference(state) <= _preference_of_shown(shown, row, current):
             return Outcome("applied", f"stored; the user's row stays on {current}")
+    elif not preference(state)[0] and state.customer_id is not None:
+        # The subscription the row shows has ended (or never started): if the customer still has a live
+        # one (a Dashboard subscription took over, then ended), the row shows that one, not the end.
+        others = [state_from_row(r) for r in await conn.fetch(Q.stripe_states_of_customer, state.customer_id)]
+        best = max(others, key=preference, default=None)
+        if best is not None and best.subscription_id != state.subscription_id and preference(best)[0]:
+            return Outcome("applied", f"stored; {state.subscription_id} ended, the user's row shows "
+                                      f"{best.subscription_id}", await _show(conn, row["id"], state.customer_id, best))
     return Outcome("applied", None, await _show(conn, row["id"], state.customer_id, state))
 
 
