@@ -25,6 +25,13 @@ class Deps:
     cipher: FieldCipher
     passwords: PasswordPool
 
+    @property
+    def fill_db(self) -> Database:
+        """Where a read that fills the cache comes from: the primary while the cache is on. A replica
+        behind the primary would put a row as it was before a write into the cache (just invalidated by
+        that write) for the whole TTL; with the cache off, a replica read is only as stale as its lag."""
+        return self.db if self.cache.enabled else self.read_db
+
 
 DEPS = web.AppKey("deps", Deps)
 SETTINGS = web.AppKey("settings", Settings)

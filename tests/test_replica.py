@@ -1,4 +1,5 @@
-"""DATABASE_READ_URL: cacheable reads come from a real streaming replica; the service survives its loss."""
+"""DATABASE_READ_URL: reads come from a real streaming replica (cache fills from the primary); the service
+survives its loss."""
 
 import asyncio
 
@@ -67,6 +68,15 @@ async def test_reads_come_from_the_replica_and_survive_its_loss(aiohttp_client, 
     # A write answers from the primary: the request sees its own write.
     r = await client.patch(f"/v1/users/{user['id']}", json={"image": "x.png"}, headers=WRITE)
     assert (await r.json())["name"] == "after"
+    # With the cache on, a read that fills it comes from the primary: the replica (still paused, so
+    # behind) must not put the row as it was before the write into the cache for its whole TTL.
+    cached = await aiohttp_client(create_app(make_settings(primary.url("app"), None,
+                                                           database_read_url=replica.url("app"))))
+    r = await cached.patch(f"/v1/users/{user['id']}", json={"name": "cached after"}, headers=WRITE)
+    assert r.status == 200
+    for _ in range(2):  # the fill, then the hit
+        r = await cached.get(f"/v1/users/{user['id']}", headers=READ)
+        assert (await r.json())["name"] == "cached after"
     await rconn.execute("SELECT pg_wal_replay_resume()")
     await rconn.close()
     await pconn.close()
@@ -76,7 +86,7 @@ async def test_reads_come_from_the_replica_and_survive_its_loss(aiohttp_client, 
     for _ in range(3):
         r = await client.get(f"/v1/users/{user['id']}", headers=READ)
         assert r.status == 200
-        assert (await r.json())["name"] == "after"
+        assert (await r.json())["name"] == "cached after"
     r = await client.get("/v1/users", headers=READ)
     assert r.status == 200
     r = await client.get("/readyz")

@@ -52,14 +52,14 @@ def _loaded(row) -> tuple:
 
 async def get_chart(deps: Deps, chart_id: str) -> bytes | None:
     async def load():
-        return _loaded(await deps.read_db.fetchrow(Q.get_chart_by_id, chart_id))
+        return _loaded(await deps.fill_db.fetchrow(Q.get_chart_by_id, chart_id))
 
     return await deps.cache.read_through(keys.chart_by_id(chart_id), deps.settings.cache_ttl_static, load)
 
 
 async def get_chart_for(deps: Deps, user_id: str, chart_type: str) -> bytes | None:
     async def load():
-        return _loaded(await deps.read_db.fetchrow(Q.get_chart_by_pair, user_id, chart_type))
+        return _loaded(await deps.fill_db.fetchrow(Q.get_chart_by_pair, user_id, chart_type))
 
     return await deps.cache.read_through(keys.chart_by_pair(user_id, chart_type),
                                          deps.settings.cache_ttl_static, load)

@@ -18,7 +18,7 @@ async def cached_row_of_user(deps: Deps, cache_key: str, ttl: float, sql: str, u
     """The row `sql` finds for `user_id`, as JSON, cached under `cache_key` and tagged `user:<id>`."""
 
     async def load():
-        row = await deps.read_db.fetchrow(sql, user_id)
+        row = await deps.fill_db.fetchrow(sql, user_id)
         return (encode(dict(row)) if row else None), None, (keys.user_tag(user_id),)
 
     return await deps.cache.read_through(cache_key, ttl, load)

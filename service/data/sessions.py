@@ -43,7 +43,7 @@ async def lookup_session(deps: Deps, token: str) -> bytes | None:
     in clear. The caller sent the token, so it is put back into the answer here."""
 
     async def load():
-        row = await deps.read_db.fetchrow(Q.lookup_session, token)
+        row = await deps.fill_db.fetchrow(Q.lookup_session, token)
         if row is None:
             return None, None, ()
         session = {"id": row["id"], "userId": row["userId"], "expires": row["expires"]}

@@ -71,7 +71,7 @@ async def get_user_by_email(deps: Deps, email: str) -> bytes | None:
     email = normalize_email(email)
 
     async def load():
-        row = await deps.read_db.fetchrow(Q.get_user_by_email, email)
+        row = await deps.fill_db.fetchrow(Q.get_user_by_email, email)
         if row is None:
             return None, None, ()
         return encode(dict(row)), None, (keys.user_tag(row["id"]),)
