@@ -86,7 +86,10 @@ VALUES ($1, $2, $3, $4, $5, $6::"SubscriptionStatus", $7, $8, $9)
 UPDATE subscriptions SET
     "stripeCustomerId" = $2, "stripeSubscriptionId" = $3, "stripePriceId" = $4,
     status = $5::"SubscriptionStatus", "currentPeriodEnd" = $6, "cancelAtPeriodEnd" = $7, "cancelAt" = $8
+-- $9: the customer the row named when it was read; a row re-linked since (re-checked after waiting for
+-- its lock) is left alone.
 WHERE id = $1
+  AND "stripeCustomerId" IS NOT DISTINCT FROM $9
   AND ("stripeCustomerId", "stripeSubscriptionId", "stripePriceId", status, "currentPeriodEnd",
        "cancelAtPeriodEnd", "cancelAt")
       IS DISTINCT FROM ($2, $3, $4, $5::"SubscriptionStatus", $6, $7, $8)

@@ -8,6 +8,7 @@ import hmac
 import json
 import time
 
+import asyncpg
 import pytest
 
 from service.app import create_app
@@ -170,6 +171,34 @@ async def test_when_the_shown_subscription_ends_the_customers_other_live_one_is_
     got = await shown(client, user_id)
     # The first subscription is still paid: the user is not shown CANCELLED.
     assert (got["stripeSubscriptionId"], got["status"]) == (first.id, "ACTIVE")
+
+
+async def test_an_event_of_the_old_customer_never_writes_over_a_relink_that_committed_meanwhile(
+        client, deps, migrated_database_url):
+    world = StripeWorld(V, seed="relink-race")
+    user_id, old = await linked(client, world)
+    relink = await asyncpg.connect(migrated_database_url)
+    try:
+        # A checkout re-linking the user to a new customer: its row write is done, not committed yet.
+        tx = relink.transaction()
+        await tx.start()
+        await relink.execute("""UPDATE subscriptions SET "stripeCustomerId" = 'cus_relinked',
+                                "stripeSubscriptionId" = 'sub_relinked' WHERE "userId" = $1""", user_id)
+        world.tick()
+        late = asyncio.create_task(outcome(client, old.change(price="price_late")))
+        for _ in range(250):  # until the old customer's event waits for that row
+            if await deps.db.fetchval("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                      "AND datname = current_database()"):
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the event never waited for the row")
+        await tx.commit()
+        await late
+    finally:
+        await relink.close()
+    row = await subscription_row(deps, user_id)
+    assert (row["stripeCustomerId"], row["stripeSubscriptionId"]) == ("cus_relinked", "sub_relinked")
 
 
 async def test_an_older_live_subscription_does_not_displace_a_newer_one(client):

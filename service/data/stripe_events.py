@@ -252,8 +252,8 @@ async def apply_state(conn, state: State, *, replay: bool = False) -> Outcome:
         best = max(others, key=preference, default=None)
         if best is not None and best.subscription_id != state.subscription_id and preference(best)[0]:
             return Outcome("applied", f"stored; {state.subscription_id} ended, the user's row shows "
-                                      f"{best.subscription_id}", await _show(conn, row["id"], state.customer_id, best))
-    return Outcome("applied", None, await _show(conn, row["id"], state.customer_id, state))
+                                      f"{best.subscription_id}", await _show(conn, row, state.customer_id, best))
+    return Outcome("applied", None, await _show(conn, row, state.customer_id, state))
 
 
 ROW_LIVE = frozenset({"ACTIVE", "TRIALING", "PAST_DUE"})
@@ -278,9 +278,12 @@ async def _put_state(conn, state: State, stored: State | None) -> None:
                        subscription_created, state.source, price, period_end, cancel_at_period_end, cancel_at)
 
 
-async def _show(conn, row_id: str, customer_id: str | None, state: State) -> str | None:
-    """Write the state onto the row; the user id when a value changed (None: a no-op)."""
-    return await conn.fetchval(Q.stripe_write_row, row_id, customer_id, state.subscription_id, *state.row_values())
+async def _show(conn, row, customer_id: str | None, state: State) -> str | None:
+    """Write the state onto the row; the user id when a value changed (None: a no-op, or the row was
+    re-linked to another customer since it was read: a checkout of another customer, holding another
+    customer lock, committed first; then this event no longer speaks for the row)."""
+    return await conn.fetchval(Q.stripe_write_row, row["id"], customer_id, state.subscription_id,
+                               *state.row_values(), row["stripeCustomerId"])
 
 
 async def _checkout(conn, event: Event, sub_id: str | None, customer_id: str | None) -> Outcome:
@@ -318,7 +321,7 @@ async def _checkout(conn, event: Event, sub_id: str | None, customer_id: str | N
         await conn.execute(Q.stripe_insert_row, new_id(), user_id, customer_id, best.subscription_id,
                            *best.row_values())
         return Outcome("applied", None, user_id)
-    return Outcome("applied", None, await _show(conn, row["id"], customer_id, best))
+    return Outcome("applied", None, await _show(conn, row, customer_id, best))
 
 
 # ---- ops: replay, backfill, retention ---------------------------------------------------------------------
