@@ -294,9 +294,14 @@ def _refuse_unsafe_rollbacks(database_url: str, chosen) -> None:
 def _rollback_one(backend, migration, url: str, policy: LockPolicy, watcher: BlockerWatcher) -> None:
     migration.load()
     undo = ledger.rollback_path(Path(migration.path))
-    dropped = dropped_indexes(undo.read_text()) if undo.exists() else []
+    undo_sql = undo.read_text() if undo.exists() else ""
+    # A rollback may rebuild an index (0021's brings 0012's back) with the same trap as a forward build:
+    # a try cut off by lock_timeout leaves it INVALID, and IF NOT EXISTS would skip it on the next try.
+    built, dropped = built_indexes(undo_sql), dropped_indexes(undo_sql)
+    info = conninfo(url, policy)
 
     def attempt():
+        drop_invalid_indexes(info, built)
         try:
             backend.rollback_one(migration)
         except RETRYABLE:
@@ -305,7 +310,7 @@ def _rollback_one(backend, migration, url: str, policy: LockPolicy, watcher: Blo
             raise describe_database_error(migration.id, "rollback", exc) from None
 
     run_with_lock_retries(attempt, f"rolling back {migration.id}", policy, watcher)
-    check_indexes(conninfo(url, policy), migration.id, [], dropped)
+    check_indexes(info, migration.id, built, dropped)
     with backend.transaction():
         ledger.forget(_cursor_execute(backend), migration.id)
 

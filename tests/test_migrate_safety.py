@@ -109,6 +109,29 @@ async def test_long_report_during_concurrent_build_is_retried_then_named_and_not
         await conn.close()
 
 
+async def test_a_rollback_that_builds_an_index_behind_a_long_report_never_leaves_it_invalid(empty_database):
+    # 0021's rollback rebuilds 0012's index CONCURRENTLY: the same trap as a forward build.
+    await migrated_up_to(empty_database, "0021_drop_users_email_lower_idx")
+    report = await asyncpg.connect(empty_database)
+    conn = await asyncpg.connect(empty_database)
+    try:
+        tx = report.transaction(isolation="repeatable_read")
+        await tx.start()
+        await report.fetchval("SELECT count(*) FROM users")
+        result = await acli(["rollback"], empty_database)
+        assert result.returncode == 1, result.stdout
+        applied = {s.id for s in migrate.status(empty_database) if s.applied}
+        assert "0021_drop_users_email_lower_idx" in applied  # not unmarked over a broken index
+        await tx.rollback()
+        result = await acli(["rollback"], empty_database)
+        assert result.returncode == 0, result.stderr
+        assert await index_state(conn, "users_email_lower_idx") is True
+        assert "0021_drop_users_email_lower_idx" not in {s.id for s in migrate.status(empty_database) if s.applied}
+    finally:
+        await report.close()
+        await conn.close()
+
+
 async def test_trigger_migration_behind_a_long_writer_gives_up_in_one_line_then_succeeds(empty_database):
     await migrated_up_to(empty_database, "0008_chart_cache")
     writer = await asyncpg.connect(empty_database)
