@@ -2,6 +2,7 @@
 INVALID indexes, one-line failures with a hint, checksums and drift, production guards, unlock."""
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -81,54 +82,61 @@ async def test_leftover_invalid_index_is_rebuilt_not_skipped(empty_database):
         await conn.close()
 
 
-async def test_long_report_during_concurrent_build_is_retried_then_named_and_not_recorded(empty_database):
-    await migrated_up_to(empty_database, "0010_stripe_events")
-    report = await asyncpg.connect(empty_database)
-    conn = await asyncpg.connect(empty_database)
+@contextlib.asynccontextmanager
+async def long_report(url):
+    """A report with an open snapshot (REPEATABLE READ, one read done): CREATE INDEX CONCURRENTLY must
+    wait for it to end. Yields the report's server pid and the coroutine function that ends it."""
+    report = await asyncpg.connect(url)
     try:
-        # A report with an open snapshot: CREATE INDEX CONCURRENTLY must wait for it to end.
         tx = report.transaction(isolation="repeatable_read")
         await tx.start()
         await report.fetchval("SELECT count(*) FROM users")
-        report_pid = report.get_server_pid()
-        result = await acli([], empty_database)
-        assert_one_line_error(result, "0011_users_created_at_index", f"pid {report_pid}",
-                              "idle in transaction", "hint: ")
-        applied = {s.id for s in migrate.status(empty_database) if s.applied}
-        assert "0011_users_created_at_index" not in applied
-        # The give-up cannot drop the half-built index (that needs the same wait), but it is reported.
-        if await index_state(conn, "users_createdAt_id_idx") is False:
-            assert "users_createdAt_id_idx on users" in migrate.drift_report(empty_database).invalid_indexes
-        await tx.rollback()
-        result = await acli([], empty_database)
+        yield report.get_server_pid(), tx.rollback
+    finally:
+        await report.close()
+
+
+def applied_ids(url) -> set[str]:
+    return {s.id for s in migrate.status(url) if s.applied}
+
+
+async def test_long_report_during_concurrent_build_is_retried_then_named_and_not_recorded(empty_database):
+    await migrated_up_to(empty_database, "0010_stripe_events")
+    conn = await asyncpg.connect(empty_database)
+    try:
+        async with long_report(empty_database) as (report_pid, end_report):
+            result = await acli([], empty_database)
+            assert_one_line_error(result, "0011_users_created_at_index", f"pid {report_pid}",
+                                  "idle in transaction", "hint: ")
+            assert "0011_users_created_at_index" not in applied_ids(empty_database)
+            # The give-up cannot drop the half-built index (that needs the same wait), but it is reported.
+            if await index_state(conn, "users_createdAt_id_idx") is False:
+                assert "users_createdAt_id_idx on users" in migrate.drift_report(empty_database).invalid_indexes
+            await end_report()
+            result = await acli([], empty_database)
         assert result.returncode == 0, result.stderr
         assert await index_state(conn, "users_createdAt_id_idx") is True
         assert all(s.applied for s in migrate.status(empty_database))
     finally:
-        await report.close()
         await conn.close()
 
 
 async def test_a_rollback_that_builds_an_index_behind_a_long_report_never_leaves_it_invalid(empty_database):
     # 0021's rollback rebuilds 0012's index CONCURRENTLY: the same trap as a forward build.
     await migrated_up_to(empty_database, "0021_drop_users_email_lower_idx")
-    report = await asyncpg.connect(empty_database)
     conn = await asyncpg.connect(empty_database)
     try:
-        tx = report.transaction(isolation="repeatable_read")
-        await tx.start()
-        await report.fetchval("SELECT count(*) FROM users")
-        result = await acli(["rollback"], empty_database)
-        assert result.returncode == 1, result.stdout
-        applied = {s.id for s in migrate.status(empty_database) if s.applied}
-        assert "0021_drop_users_email_lower_idx" in applied  # not unmarked over a broken index
-        await tx.rollback()
-        result = await acli(["rollback"], empty_database)
+        async with long_report(empty_database) as (_, end_report):
+            result = await acli(["rollback"], empty_database)
+            assert result.returncode == 1, result.stdout
+            # not unmarked over a broken index
+            assert "0021_drop_users_email_lower_idx" in applied_ids(empty_database)
+            await end_report()
+            result = await acli(["rollback"], empty_database)
         assert result.returncode == 0, result.stderr
         assert await index_state(conn, "users_email_lower_idx") is True
-        assert "0021_drop_users_email_lower_idx" not in {s.id for s in migrate.status(empty_database) if s.applied}
+        assert "0021_drop_users_email_lower_idx" not in applied_ids(empty_database)
     finally:
-        await report.close()
         await conn.close()
 
 
