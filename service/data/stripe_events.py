@@ -5,8 +5,8 @@
 * Status comes only from Subscription objects (customer.subscription.* events, or Stripe's API when
   STRIPE_API_KEY is set). Invoice events never set it; with an API key they trigger a refresh.
 * Per Stripe subscription, stripe_subscription_state holds the state the newest event gave;
-  stripe_objects.newer decides whether an event's state replaces it (terminal wins, later second wins,
-  same-second ties by a fixed rule), so no history is ever re-read.
+  stripe_objects.advance gives the state after each event (terminal wins, a later second starts from its
+  event's object, events of one second are merged field by field), so no history is ever re-read.
 * The user's row shows the customer's preferred subscription (stripe_objects.preference); a row is
   written only when a value changes, so no-op events leave updatedAt and the cache alone.
 Events of one customer are applied one at a time (an advisory lock), each in one transaction.
@@ -35,13 +35,12 @@ from .stripe_objects import (
     Event,
     Rejected,
     State,
-    carry_base,
+    advance,
     checkout_user,
     decode_event,
     fallback_id,
     identifier,
     invoice_subscription,
-    newer,
     parse_event,
     preference,
     same_state,
@@ -215,7 +214,8 @@ async def _refresh(conn, event: Event, sub_id: str | None, fetch: Fetch) -> Outc
 
 
 async def apply_state(conn, state: State, *, replay: bool = False) -> Outcome:
-    """Replace the subscription's stored state if `state` is newer, then show it on the user's row.
+    """Advance the subscription's stored state by `state` (stripe_objects.advance), then show it on the
+    user's row.
 
     `replay`: stripe-replay of a stored event. The event that set the stored state (it was `pending`: no
     row to show it on then) is not newer than itself, yet its state must now reach the row."""
@@ -224,11 +224,12 @@ async def apply_state(conn, state: State, *, replay: bool = False) -> Outcome:
     if replay and stored is not None and stored.event_id == state.event_id:
         state = stored  # the state stands as stored; only the row step is left
     else:
-        if not newer(stored, state):
+        following = advance(stored, state)
+        if following is None:
             return Outcome("ignored", "the stored state is newer or the same")
-        carry_base(stored, state)
+        state = following
         await _put_state(conn, state, stored)
-        if same_state(stored, state):  # a later second, nothing new: the row stays as it is
+        if same_state(stored, state):  # nothing the row shows changed (a later second, or a merged event)
             return Outcome("ignored", "the same state")
     if state.customer_id is None and stored is not None:
         state.customer_id = stored.customer_id
@@ -274,7 +275,7 @@ async def _put_state(conn, state: State, stored: State | None) -> None:
     price, _, period_end, cancel_at_period_end, cancel_at = state.row_values()
     subscription_created = state.subscription_created or (stored.subscription_created if stored else 0)
     await conn.execute(Q.stripe_state_put, state.subscription_id, state.customer_id, state.status, state.created,
-                       state.event_id, state.event_type, {"after": a, "before": state.before, "base": state.base},
+                       state.event_id, state.event_type, {"after": a, "before": state.before, "base": state.base, "second": state.second},
                        subscription_created, state.source, price, period_end, cancel_at_period_end, cancel_at)
 
 

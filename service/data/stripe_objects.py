@@ -2,8 +2,9 @@
 
 docs/API.md ("Stripe → subscription") is the contract these implement:
 * a Subscription object becomes a `State`: Stripe's status and the fields the subscriptions row shows;
-* `newer(stored, candidate)` decides whether a state replaces the stored one — terminal first, then the
-  event's `created` second, and within one second a fixed tie rule (see `_tie`);
+* `advance(stored, candidate)` gives the state after an event — terminal first, then the event's
+  `created` second, and within one second a merge of that second's events field by field (see
+  `merge_second`), so every delivery order of a second ends on the same state;
 * `preference(state)` decides which of a customer's subscriptions is the user's.
 Anything we cannot read raises `Rejected(reason)`: the event is stored as `rejected`, never answered
 with an error (Stripe would retry it forever).
@@ -11,6 +12,7 @@ with an error (Stripe would retry it forever).
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -23,14 +25,18 @@ STATUS_ENUM = {
 TERMINAL = frozenset({"canceled", "incomplete_expired"})
 # A subscription in one of these is the customer's live subscription (it may take over the user's row).
 LIVE = frozenset({"trialing", "active", "past_due", "unpaid", "paused"})
-# Ties within one second, when previous_attributes do not chain the two states: the later step of
-# Stripe's lifecycle wins (a subscription moves from incomplete to trialing/active, then to past_due,
-# unpaid or paused, and ends canceled).
+# Within one second, for a field no previous_attributes chain decides: the later step of Stripe's
+# lifecycle wins (a subscription moves from incomplete to trialing/active, then to past_due, unpaid or
+# paused, and ends canceled).
 LIFECYCLE_RANK = {"incomplete": 0, "trialing": 1, "active": 2, "past_due": 3, "unpaid": 4, "paused": 5,
                   "incomplete_expired": 6, "canceled": 7}
 SUBSCRIPTION_PREFIX = "customer.subscription."
 INVOICE_PREFIX = "invoice."
 CHECKOUT = "checkout.session.completed"
+CREATED = "customer.subscription.created"
+# Events of one subscription kept for the merge of their second (Stripe sends a handful per second; the
+# bound only keeps a pathological burst from growing the stored state).
+MAX_SECOND_EVENTS = 50
 # The fields a state is compared on, as Stripe spells them (raw values: ids, seconds, booleans).
 COMPARED = ("status", "price", "current_period_end", "cancel_at_period_end", "cancel_at")
 MAX_SECONDS = 253402300799  # 9999-12-31T23:59:59Z: the last second a timestamp column and Python hold
@@ -75,6 +81,8 @@ class State:
     subscription_created: int = 0
     source: str = "event"
     base: dict = field(default_factory=dict)  # COMPARED fields at the end of the previous second
+    # This second's events as merge_second reads them: [{"id", "type", "after", "before"}, ...]
+    second: list = field(default_factory=list)
 
     @property
     def terminal(self) -> bool:
@@ -230,49 +238,86 @@ def subscription_state(obj: dict, *, created: int, event_id: str, event_type: st
                  _int(obj.get("created", 0), "created", optional=True) or 0, source)
 
 
-def _describes(before: dict, state: dict) -> bool:
-    return bool(before) and all(state.get(k) == v for k, v in before.items())
+def _entry(state: State) -> dict:
+    return {"id": state.event_id, "type": state.event_type, "after": state.after, "before": state.before}
 
 
-def _tie(stored: State, candidate: State) -> bool:
-    """Same terminal-ness, same `created` second: does the candidate come after the stored state?"""
-    candidate_follows = _describes(candidate.before, stored.after)
-    stored_follows = _describes(stored.before, candidate.after)
-    if candidate_follows and stored_follows:
-        # A cycle within the second (active -> past_due -> active): the chain starts from the state
-        # the previous second ended with, so the event that changed *that* state came first.
-        if _describes(candidate.before, stored.base):
-            return False
-        if _describes(stored.before, stored.base):
-            return True
-    elif candidate_follows:
-        return True
-    elif stored_follows:
-        return False
-    first = ("customer.subscription.created",)  # Stripe creates a subscription before it changes it
-    c_rank = (candidate.event_type not in first, LIFECYCLE_RANK[candidate.status])
-    s_rank = (stored.event_type not in first, LIFECYCLE_RANK[stored.status])
-    if c_rank != s_rank:
-        return c_rank > s_rank
-    return candidate.event_id > stored.event_id  # same step: any fixed choice; the larger id
+def _rank(entry: dict) -> tuple:
+    """A fixed order of one second's events, used only where previous_attributes say nothing:
+    `created` first (Stripe creates a subscription before it changes it), then the lifecycle step,
+    then the event id (any fixed choice, so every delivery order agrees)."""
+    return (entry["type"] != CREATED, LIFECYCLE_RANK.get(entry["after"].get("status"), -1), entry["id"])
 
 
-def newer(stored: State | None, candidate: State) -> bool:
-    """Does `candidate` replace `stored`? Terminal states are never left; otherwise the later second
-    wins, and within one second `_tie` decides. A state read from Stripe's API is the truth of its moment."""
+def merge_second(base: dict, events: list[dict]) -> dict:
+    """The COMPARED fields at the end of one second, from its events in any order.
+
+    Each event's previous_attributes name the fields it changed, old value -> new value: per field these
+    changes form one path through the values, walked in Stripe's (unknown) order. A path's end is the
+    value it enters once more than it leaves (active -> past_due, past_due -> active ends on active
+    whichever arrived first); a closed path (every value left as often as entered) ends where it began,
+    the value the previous second ended with (`base`). A field no event of the second changed reads the
+    same in every event's object; where objects still disagree (an event without previous_attributes,
+    or events still missing) the `_rank`-last object decides. Fields are merged independently, so a
+    cancellation scheduled in the second a payment failed and recovered is kept."""
+    ranked = sorted(events, key=_rank)
+    start = base or next((e["after"] for e in ranked if e["type"] == CREATED), {})
+    merged: dict = {}
+    for name in {k for e in events for k in e["after"]}:
+        net: Counter = Counter()
+        for e in events:
+            before, after = e["before"], e["after"]
+            if name in before and before[name] != after.get(name):
+                net[after.get(name)] += 1
+                net[before[name]] -= 1
+        ends = [value for value, n in net.items() if n > 0]
+        if len(ends) == 1:
+            merged[name] = ends[0]
+        elif net and not ends and name in start and start[name] in net:
+            merged[name] = start[name]
+        else:
+            deciding = [e for e in ranked if not ends or e["after"].get(name) in ends] or ranked
+            merged[name] = deciding[-1]["after"].get(name)
+    return merged
+
+
+def _begin_second(candidate: State, base: dict) -> State:
+    candidate.base = base
+    candidate.second = [_entry(candidate)]
+    return candidate
+
+
+def advance(stored: State | None, candidate: State) -> State | None:
+    """The subscription's state after `candidate`, or None when the event changes nothing (older,
+    already merged, or a non-terminal state after a terminal one).
+
+    Terminal states are never left and win over any non-terminal state; otherwise a later second starts
+    afresh from its event's object, and an event of the stored state's second is merged with the other
+    events of that second (`merge_second`). A state read from Stripe's API is the truth of its moment."""
     if stored is None or stored.status is None:
-        return True
+        return _begin_second(candidate, {})
     if stored.terminal and not candidate.terminal:
-        return False
+        return None
     if candidate.source == "api":
-        return candidate.after != stored.after or candidate.status != stored.status
-    if candidate.terminal != stored.terminal:
-        return candidate.terminal
-    if candidate.created != stored.created:
-        return candidate.created > stored.created
-    if candidate.after == stored.after:
-        return False  # the same state: nothing to do, whatever the order
-    return _tie(stored, candidate)
+        if candidate.after == stored.after and candidate.status == stored.status:
+            return None
+        return _begin_second(candidate, dict(stored.after))
+    if candidate.terminal != stored.terminal:  # the candidate ends the subscription
+        return _begin_second(candidate, dict(stored.after) if candidate.created > stored.created else stored.base)
+    if candidate.created < stored.created:
+        return None
+    if candidate.created > stored.created:
+        return _begin_second(candidate, dict(stored.after))
+    events = stored.second or [_entry(stored)]
+    if any(e["id"] == candidate.event_id for e in events):
+        return None
+    events = (events + [_entry(candidate)])[-MAX_SECOND_EVENTS:]
+    merged = merge_second(stored.base, events)
+    if candidate.terminal and merged.get("status") not in TERMINAL:  # terminal wins, whatever the paths say
+        merged["status"] = max((e for e in events if e["after"].get("status") in TERMINAL), key=_rank)["after"]["status"]
+    return State(candidate.subscription_id, candidate.customer_id or stored.customer_id, merged.get("status"),
+                 candidate.created, candidate.event_id, candidate.event_type, merged, candidate.before,
+                 candidate.subscription_created or stored.subscription_created, candidate.source, stored.base, events)
 
 
 def preference(state: State | None) -> tuple:
@@ -288,21 +333,12 @@ def state_from_row(row) -> State | None:
     previous = row["previous"] or {}
     return State(row["stripeSubscriptionId"], row["stripeCustomerId"], row["status"], row["lastEventCreated"],
                  row["lastEventId"], row["eventType"] or "", previous.get("after") or {}, previous.get("before") or {},
-                 row["subscriptionCreated"] or 0, row["source"] or "event", previous.get("base") or {})
+                 row["subscriptionCreated"] or 0, row["source"] or "event", previous.get("base") or {},
+                 previous.get("second") or [])
 
 
 def same_state(stored: State | None, candidate: State) -> bool:
     return stored is not None and stored.status == candidate.status and stored.after == candidate.after
-
-
-def carry_base(stored: State | None, candidate: State) -> None:
-    """The state the previous second ended with, for `_tie`'s cycles."""
-    if stored is None or stored.status is None:
-        candidate.base = {}
-    elif candidate.created > stored.created:
-        candidate.base = dict(stored.after, status=stored.status)
-    else:
-        candidate.base = stored.base
 
 
 # ---- invoices and checkouts -------------------------------------------------------------------------------
