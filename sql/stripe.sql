@@ -40,6 +40,56 @@ FROM (SELECT $1::text AS id) AS wanted
 LEFT JOIN stripe_subscription_state s ON s."stripeSubscriptionId" = wanted.id
 LEFT JOIN subscriptions r ON r."stripeSubscriptionId" = wanted.id
 
+-- name: stripe_seen_state_and_row
+-- A subscription event's one lookup after the customer's lock (a statement of its own, so its snapshot
+-- sees a duplicate committed while we waited): whether the event id was stored already ($2), the
+-- subscription's stored state ($1; NULLs: none yet) and the subscriptions row showing it (rowId NULL: none).
+SELECT (SELECT outcome FROM stripe_events WHERE id = $2) AS seen,
+       s."stripeSubscriptionId", s."stripeCustomerId", s.status, s."lastEventCreated", s."lastEventId",
+       s."eventType", s.previous, s."subscriptionCreated", s.source,
+       r.id AS "rowId", r."userId" AS "rowUserId", r."stripeCustomerId" AS "rowCustomerId",
+       r."stripeSubscriptionId" AS "rowSubscriptionId"
+FROM (SELECT $1::text AS id) AS wanted
+LEFT JOIN stripe_subscription_state s ON s."stripeSubscriptionId" = wanted.id
+LEFT JOIN subscriptions r ON r."stripeSubscriptionId" = wanted.id
+
+-- name: stripe_record_event
+-- The writes of one subscription event in one round trip (the webhook's common path): the event with
+-- its outcome ($1-$8, as stripe_insert_event), the subscription's new stored state ($9-$21, as
+-- stripe_state_put; skipped when $9 is NULL) and the subscriptions row showing it ($22-$30, as
+-- stripe_write_row; skipped when $22 is NULL). Data-modifying CTEs all run, whether read or not.
+-- Returns the row's userId when a shown value changed (its cached subscription is then dropped).
+WITH event AS (
+    INSERT INTO stripe_events (id, type, created, "stripeSubscriptionId", "stripeCustomerId", payload,
+                               outcome, reason, "appliedAt")
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
+            CASE WHEN $7 = 'pending' THEN NULL ELSE (now() AT TIME ZONE 'UTC') END)
+    ON CONFLICT (id) DO NOTHING
+), state AS (
+    INSERT INTO stripe_subscription_state ("stripeSubscriptionId", "stripeCustomerId", status,
+        "lastEventCreated", "lastEventId", "eventType", previous, "subscriptionCreated", source,
+        "stripePriceId", "currentPeriodEnd", "cancelAtPeriodEnd", "cancelAt")
+    SELECT $9::text, $10::text, $11::text, $12::bigint, $13::text, $14::text, $15::jsonb, $16::bigint, $17::text,
+           $18::text, $19::timestamp, $20::boolean, $21::timestamp
+    WHERE $9::text IS NOT NULL
+    ON CONFLICT ("stripeSubscriptionId") DO UPDATE SET
+        "stripeCustomerId" = COALESCE(EXCLUDED."stripeCustomerId", stripe_subscription_state."stripeCustomerId"),
+        status = EXCLUDED.status, "lastEventCreated" = EXCLUDED."lastEventCreated",
+        "lastEventId" = EXCLUDED."lastEventId", "eventType" = EXCLUDED."eventType", previous = EXCLUDED.previous,
+        "subscriptionCreated" = EXCLUDED."subscriptionCreated", source = EXCLUDED.source,
+        "stripePriceId" = EXCLUDED."stripePriceId", "currentPeriodEnd" = EXCLUDED."currentPeriodEnd",
+        "cancelAtPeriodEnd" = EXCLUDED."cancelAtPeriodEnd", "cancelAt" = EXCLUDED."cancelAt"
+)
+UPDATE subscriptions SET
+    "stripeCustomerId" = $23, "stripeSubscriptionId" = $24, "stripePriceId" = $25,
+    status = $26::"SubscriptionStatus", "currentPeriodEnd" = $27, "cancelAtPeriodEnd" = $28, "cancelAt" = $29
+WHERE id = $22::text
+  AND "stripeCustomerId" IS NOT DISTINCT FROM $30
+  AND ("stripeCustomerId", "stripeSubscriptionId", "stripePriceId", status, "currentPeriodEnd",
+       "cancelAtPeriodEnd", "cancelAt")
+      IS DISTINCT FROM ($23, $24, $25, $26::"SubscriptionStatus", $27, $28, $29)
+RETURNING "userId"
+
 -- name: stripe_state_put
 INSERT INTO stripe_subscription_state ("stripeSubscriptionId", "stripeCustomerId", status, "lastEventCreated",
     "lastEventId", "eventType", previous, "subscriptionCreated", source, "stripePriceId", "currentPeriodEnd",

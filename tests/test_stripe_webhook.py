@@ -5,10 +5,11 @@ import random
 import time
 from datetime import UTC, datetime
 
+import asyncpg
 import pytest
 
 from service.app import create_app
-from service.data import stripe_events
+from service.queries import Q
 from tests.conftest import READ, STRIPE_SECRET, WRITE, make_settings
 from tests.stripe_helpers import (
     checkout_event,
@@ -410,13 +411,15 @@ async def test_failure_inside_is_500_and_leaves_nothing(client, deps, monkeypatc
     await deliver_ok(client, subscription_event("created", sub=sub, customer=customer, created=T0 + 1))
     before = await subscription_row(deps, user_id)
 
-    real_show = stripe_events._show
+    real_fetchval = asyncpg.connection.Connection.fetchval
 
-    async def show_then_fail(*args, **kwargs):
-        await real_show(*args, **kwargs)  # the subscription row is written, then ...
-        raise RuntimeError("disk on fire")
+    async def write_then_fail(self, query, *args, **kwargs):
+        value = await real_fetchval(self, query, *args, **kwargs)
+        if query == Q.stripe_record_event:  # the event, its state and the row are written, then ...
+            raise RuntimeError("disk on fire")
+        return value
 
-    monkeypatch.setattr(stripe_events, "_show", show_then_fail)
+    monkeypatch.setattr(asyncpg.connection.Connection, "fetchval", write_then_fail)
     evt = subscription_event("updated", sub=sub, customer=customer, created=T0 + 2, status="past_due",
                              price="price_z")
     r = await deliver(client, evt)
@@ -428,7 +431,7 @@ async def test_failure_inside_is_500_and_leaves_nothing(client, deps, monkeypatc
     assert await subscription_row(deps, user_id) == before
     assert (await api_subscription(client, user_id))["status"] == "ACTIVE"
 
-    monkeypatch.setattr(stripe_events, "_show", real_show)
+    monkeypatch.setattr(asyncpg.connection.Connection, "fetchval", real_fetchval)
     await deliver_ok(client, evt)  # Stripe's retry
     got = await api_subscription(client, user_id)
     assert (got["status"], got["stripePriceId"]) == ("PAST_DUE", "price_z")

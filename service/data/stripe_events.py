@@ -60,6 +60,10 @@ class Outcome:
     reason: str | None = None
     user_id: str | None = None  # whose cached subscription to drop
     event_type: str = ""  # for the trace span
+    # Writes left for apply_event to send with the event's own row in one statement (stripe_record_event):
+    # the stored state's new values (stripe_state_put's arguments) and the row write (stripe_write_row's).
+    state_put: tuple | None = None
+    row_write: tuple | None = None
 
     def answer(self) -> dict:
         body = {"received": True, "outcome": self.outcome}
@@ -123,20 +127,32 @@ async def apply_event(deps: Deps, event: Event, fetch: Fetch | None = None, *, r
         # connection nor the customer's lock (a duplicate, known already, asks nothing).
         if replay or await deps.db.fetchval(Q.stripe_event_seen, event.id) is None:
             fetch = await _asked_already(fetch, sub_id)
+    # Round trips of the common path (a subscription event, no API key): BEGIN, the customer's lock, one
+    # lookup (duplicate? stored state, row), one write of event + state + row, COMMIT.
+    own_object = fetch is None and sub_id is not None and event.type.startswith(SUBSCRIPTION_PREFIX)
     async with deps.db.transaction() as conn:
         await conn.execute(Q.stripe_lock_customer, customer_id or sub_id or event.id)
-        seen = await conn.fetchval(Q.stripe_event_seen, event.id)
+        looked = None
+        if own_object:
+            looked = await conn.fetchrow(Q.stripe_seen_state_and_row, sub_id, event.id)
+            seen = looked["seen"]
+        else:
+            seen = await conn.fetchval(Q.stripe_event_seen, event.id)
         if seen is not None and not replay:
             return Outcome("duplicate")
         try:
-            result = await _apply(conn, event, sub_id, customer_id, fetch, replay)
+            result = await _apply(conn, event, sub_id, customer_id, fetch, replay, looked)
         except Rejected as exc:
             result = Outcome("rejected", str(exc))
         if replay and seen is not None:
+            await _write_deferred(conn, result)
             await conn.execute(Q.stripe_update_outcome, event.id, result.outcome, result.reason)
         else:
-            await conn.execute(Q.stripe_insert_event, event.id, event.type, event.created, sub_id, customer_id,
-                               msgspec.json.decode(event.payload), result.outcome, result.reason)
+            changed = await conn.fetchval(
+                Q.stripe_record_event, event.id, event.type, event.created, sub_id, customer_id,
+                msgspec.json.decode(event.payload), result.outcome, result.reason,
+                *(result.state_put or (None,) * 13), *(result.row_write or (None,) * 9))
+            result.user_id = result.user_id or changed
     if result.user_id:
         await deps.cache.invalidate(keys=(keys.subscription_of(result.user_id),))
     if result.outcome in ("conflict", "rejected"):
@@ -170,13 +186,15 @@ async def _asked_already(fetch: Fetch, sub_id: str) -> Fetch:
 
 
 async def _apply(conn, event: Event, sub_id: str | None, customer_id: str | None, fetch: Fetch | None,
-                 replay: bool = False) -> Outcome:
+                 replay: bool = False, looked=None) -> Outcome:
     if event.type.startswith(SUBSCRIPTION_PREFIX):
         if fetch is not None:
             return await _refresh(conn, event, sub_id, fetch)
         state = subscription_state(event.obj, created=event.created, event_id=event.id, event_type=event.type,
                                    previous=event.previous, had_nul=event.had_nul)
-        return await apply_state(conn, state, replay=replay)
+        if looked is None or state.subscription_id != sub_id:
+            return await apply_state(conn, state, replay=replay)
+        return await apply_state(conn, state, replay=replay, looked=looked)
     if event.type.startswith(INVOICE_PREFIX):
         if sub_id is None:
             return Outcome("ignored", "the invoice bills no subscription")
@@ -213,14 +231,32 @@ async def _refresh(conn, event: Event, sub_id: str | None, fetch: Fetch) -> Outc
     return await apply_state(conn, state)
 
 
-async def apply_state(conn, state: State, *, replay: bool = False) -> Outcome:
+async def apply_state(conn, state: State, *, replay: bool = False, looked=None) -> Outcome:
     """Advance the subscription's stored state by `state` (stripe_objects.advance), then show it on the
     user's row.
 
     `replay`: stripe-replay of a stored event. The event that set the stored state (it was `pending`: no
-    row to show it on then) is not newer than itself, yet its state must now reach the row."""
-    both = await conn.fetchrow(Q.stripe_state_and_row, state.subscription_id)
+    row to show it on then) is not newer than itself, yet its state must now reach the row.
+    `looked`: the stripe_seen_state_and_row lookup apply_event made already; the state and row writes are
+    then left in the Outcome for apply_event to send with the event's row (stripe_record_event)."""
+    result = await _advance_and_show(conn, state, replay, looked)
+    if looked is None:
+        await _write_deferred(conn, result)
+    return result
+
+
+async def _write_deferred(conn, result: Outcome) -> None:
+    if result.state_put is not None:
+        await conn.execute(Q.stripe_state_put, *result.state_put)
+    if result.row_write is not None:
+        result.user_id = await conn.fetchval(Q.stripe_write_row, *result.row_write) or result.user_id
+    result.state_put = result.row_write = None
+
+
+async def _advance_and_show(conn, state: State, replay: bool, looked) -> Outcome:
+    both = looked if looked is not None else await conn.fetchrow(Q.stripe_state_and_row, state.subscription_id)
     stored = state_from_row(both)
+    put = None
     if replay and stored is not None and stored.event_id == state.event_id:
         state = stored  # the state stands as stored; only the row step is left
     else:
@@ -228,9 +264,9 @@ async def apply_state(conn, state: State, *, replay: bool = False) -> Outcome:
         if following is None:
             return Outcome("ignored", "the stored state is newer or the same")
         state = following
-        await _put_state(conn, state, stored)
+        put = _state_put_args(state, stored)
         if same_state(stored, state):  # nothing the row shows changed (a later second, or a merged event)
-            return Outcome("ignored", "the same state")
+            return Outcome("ignored", "the same state", state_put=put)
     if state.customer_id is None and stored is not None:
         state.customer_id = stored.customer_id
     row = None
@@ -240,21 +276,25 @@ async def apply_state(conn, state: State, *, replay: bool = False) -> Outcome:
     elif state.customer_id is not None:
         row = await conn.fetchrow(Q.stripe_row_of_customer, state.customer_id)
     if row is None:
-        return Outcome("pending", "no user is linked to this customer yet")
+        return Outcome("pending", "no user is linked to this customer yet", state_put=put)
     current = row["stripeSubscriptionId"]
     if current not in (None, state.subscription_id):
         shown = state_from_row(await conn.fetchrow(Q.stripe_state_get, current))
         if preference(state) <= _preference_of_shown(shown, row, current):
-            return Outcome("applied", f"stored; the user's row stays on {current}")
+            return Outcome("applied", f"stored; the user's row stays on {current}", state_put=put)
     elif not preference(state)[0] and state.customer_id is not None:
         # The subscription the row shows has ended (or never started): if the customer still has a live
         # one (a Dashboard subscription took over, then ended), the row shows that one, not the end.
+        if put is not None:  # the customer's states are read next: this one's new state first
+            await conn.execute(Q.stripe_state_put, *put)
+            put = None
         others = [state_from_row(r) for r in await conn.fetch(Q.stripe_states_of_customer, state.customer_id)]
         best = max(others, key=preference, default=None)
         if best is not None and best.subscription_id != state.subscription_id and preference(best)[0]:
             return Outcome("applied", f"stored; {state.subscription_id} ended, the user's row shows "
-                                      f"{best.subscription_id}", await _show(conn, row, state.customer_id, best))
-    return Outcome("applied", None, await _show(conn, row, state.customer_id, state))
+                                      f"{best.subscription_id}",
+                           row_write=_row_write_args(row, state.customer_id, best))
+    return Outcome("applied", None, state_put=put, row_write=_row_write_args(row, state.customer_id, state))
 
 
 ROW_LIVE = frozenset({"ACTIVE", "TRIALING", "PAST_DUE"})
@@ -270,21 +310,25 @@ def _preference_of_shown(shown: State | None, row, subscription_id: str) -> tupl
     return (status in ROW_LIVE, 0, subscription_id)
 
 
-async def _put_state(conn, state: State, stored: State | None) -> None:
-    a = state.after
+def _state_put_args(state: State, stored: State | None) -> tuple:
+    """stripe_state_put's arguments for the state an event leaves."""
     price, _, period_end, cancel_at_period_end, cancel_at = state.row_values()
     subscription_created = state.subscription_created or (stored.subscription_created if stored else 0)
-    await conn.execute(Q.stripe_state_put, state.subscription_id, state.customer_id, state.status, state.created,
-                       state.event_id, state.event_type, {"after": a, "before": state.before, "base": state.base, "second": state.second},
-                       subscription_created, state.source, price, period_end, cancel_at_period_end, cancel_at)
+    previous = {"after": state.after, "before": state.before, "base": state.base, "second": state.second}
+    return (state.subscription_id, state.customer_id, state.status, state.created, state.event_id, state.event_type,
+            previous, subscription_created, state.source, price, period_end, cancel_at_period_end, cancel_at)
+
+
+def _row_write_args(row, customer_id: str | None, state: State) -> tuple:
+    """stripe_write_row's arguments: the state onto the row. It returns the user id when a value changed
+    (None: a no-op, or the row was re-linked to another customer since it was read: a checkout of another
+    customer, holding another customer lock, committed first; then this event no longer speaks for the row)."""
+    return (row["id"], customer_id, state.subscription_id, *state.row_values(), row["stripeCustomerId"])
 
 
 async def _show(conn, row, customer_id: str | None, state: State) -> str | None:
-    """Write the state onto the row; the user id when a value changed (None: a no-op, or the row was
-    re-linked to another customer since it was read: a checkout of another customer, holding another
-    customer lock, committed first; then this event no longer speaks for the row)."""
-    return await conn.fetchval(Q.stripe_write_row, row["id"], customer_id, state.subscription_id,
-                               *state.row_values(), row["stripeCustomerId"])
+    """Write the state onto the row now; the user id when a value changed (see _row_write_args)."""
+    return await conn.fetchval(Q.stripe_write_row, *_row_write_args(row, customer_id, state))
 
 
 async def _checkout(conn, event: Event, sub_id: str | None, customer_id: str | None) -> Outcome:
