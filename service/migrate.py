@@ -260,20 +260,35 @@ def _apply_one(backend, migration, url: str, policy: LockPolicy, watcher: Blocke
     built = built_indexes(Path(migration.path).read_text())
     info = conninfo(url, policy)
 
+    def record():
+        backend.mark_one(migration, log=False)
+        backend.log_migration(migration, "apply")
+        ledger.record(_cursor_execute(backend), migration.id, Path(migration.path))
+
     def attempt():
         drop_invalid_indexes(info, built)
         try:
-            backend.apply_one(migration, mark=False)
+            if migration.use_transactions:
+                # The change and its record commit together (yoyo's apply_one runs the steps on a
+                # connection of their own and marks them afterwards): a migrate killed in between
+                # left the change unrecorded, and every later run failed on "already exists".
+                with backend.transaction():
+                    migration.process_steps(backend, "apply")
+                    record()
+            else:
+                backend.apply_one(migration, mark=False)
         except RETRYABLE:
             raise
         except psycopg.Error as exc:
             raise describe_database_error(migration.id, "apply", exc) from None
 
     run_with_lock_retries(attempt, f"applying {migration.id}", policy, watcher)
-    check_indexes(info, migration.id, built, [])
-    with backend.transaction():
-        backend.mark_one(migration, log=False)
-        ledger.record(_cursor_execute(backend), migration.id, Path(migration.path))
+    if not migration.use_transactions:
+        # CONCURRENTLY cannot run in a transaction: the record follows once the indexes are valid, and
+        # a run killed before it finds the invalid leftovers and rebuilds them (drop_invalid_indexes).
+        check_indexes(info, migration.id, built, [])
+        with backend.transaction():
+            record()
 
 
 def _refuse_unsafe_rollbacks(database_url: str, chosen) -> None:
@@ -303,16 +318,24 @@ def _rollback_one(backend, migration, url: str, policy: LockPolicy, watcher: Blo
     def attempt():
         drop_invalid_indexes(info, built)
         try:
-            backend.rollback_one(migration)
+            if migration.use_transactions:  # the undo and its record together, as in _apply_one
+                with backend.transaction():
+                    migration.process_steps(backend, "rollback")
+                    backend.unmark_one(migration, log=False)
+                    backend.log_migration(migration, "rollback")
+                    ledger.forget(_cursor_execute(backend), migration.id)
+            else:
+                backend.rollback_one(migration)
         except RETRYABLE:
             raise
         except psycopg.Error as exc:
             raise describe_database_error(migration.id, "rollback", exc) from None
 
     run_with_lock_retries(attempt, f"rolling back {migration.id}", policy, watcher)
-    check_indexes(info, migration.id, built, dropped)
-    with backend.transaction():
-        ledger.forget(_cursor_execute(backend), migration.id)
+    if not migration.use_transactions:
+        check_indexes(info, migration.id, built, dropped)
+        with backend.transaction():
+            ledger.forget(_cursor_execute(backend), migration.id)
 
 
 def _invalid_not_rebuilt(report: ledger.DriftReport, pending) -> list[str]:

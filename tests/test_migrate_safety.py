@@ -323,3 +323,51 @@ async def test_killed_migrate_leaves_a_lock_that_unlock_clears_but_not_while_it_
             holder.kill()
         holder.communicate()
         await writer.close()
+
+
+class Killed(BaseException):
+    """Stands for the process dying (SIGKILL, a lost connection) at an exact point: not an Exception,
+    so nothing on the way out may treat it as a handled error."""
+
+
+@pytest.mark.parametrize("direction", ["apply", "rollback"])
+async def test_a_migrate_killed_between_the_change_and_its_record_can_simply_be_run_again(
+        empty_database, monkeypatch, direction):
+    """A transactional migration and its record (yoyo's mark, the checksum ledger) commit together: a
+    deploy killed after the change but before the record used to leave 0040's table in place, unrecorded,
+    and every later `migrate` failed with `relation "authenticators" already exists`."""
+    target = "0040_authenticators"
+    if direction == "apply":
+        await migrated_up_to(empty_database, "0034_autovacuum_settings")
+    else:
+        await asyncio.to_thread(migrate.apply, empty_database)
+        await asyncio.to_thread(migrate.rollback, empty_database, count=1)  # 0050 off: 0040 is next
+    real = migrate.ledger.forget if direction == "rollback" else migrate.ledger.record
+
+    def killed_after(cursor_execute, migration_id, *args, **kwargs):
+        real(cursor_execute, migration_id, *args, **kwargs)
+        if migration_id == target:
+            raise Killed()
+
+    monkeypatch.setattr(migrate.ledger, "forget" if direction == "rollback" else "record", killed_after)
+    with pytest.raises(Killed):
+        if direction == "apply":
+            await asyncio.to_thread(migrate.apply, empty_database)
+        else:
+            await asyncio.to_thread(migrate.rollback, empty_database, count=1)
+    monkeypatch.setattr(migrate.ledger, "forget" if direction == "rollback" else "record", real)
+
+    conn = await asyncpg.connect(empty_database)
+    try:
+        table = await conn.fetchval("SELECT to_regclass('authenticators')::text")
+    finally:
+        await conn.close()
+    # Nothing of the killed run stays: the table is as the recorded state says.
+    assert (table is None) == (direction == "apply")
+    if direction == "apply":
+        await asyncio.to_thread(migrate.apply, empty_database)  # run again: applies 0040 cleanly
+        assert target in applied_ids(empty_database)
+    else:
+        await asyncio.to_thread(migrate.rollback, empty_database, count=1)
+        assert target not in applied_ids(empty_database)
+    assert not [m for m in (await asyncio.to_thread(migrate.drift_report, empty_database)).migrations if m.changed]
