@@ -17,6 +17,7 @@ from ..schemas import ChartCreate, ChartType
 from . import keys
 from .sessions import seconds_until
 from .sweeps import SweepResult, sweep_table
+from .unknown_outcome import invalidating_if_unknown
 
 log = logging.getLogger("service.charts")
 encode = msgspec.json.Encoder().encode
@@ -37,8 +38,10 @@ async def create_chart(deps: Deps, body: ChartCreate) -> dict:
     expires = body.expiresAt or datetime.now(UTC) + timedelta(seconds=body.ttlSeconds)
     if expires <= datetime.now(UTC):
         raise validation("expiresAt", "must be in the future")
-    row = await deps.db.fetchrow(Q.insert_chart, new_id(), body.userId, chart_type, body.chartData,
-                                 body.interpretation, expires)
+    pair = (keys.chart_by_pair(body.userId, chart_type),) if body.userId is not None else ()
+    async with invalidating_if_unknown(deps, keys=pair):
+        row = await deps.db.fetchrow(Q.insert_chart, new_id(), body.userId, chart_type, body.chartData,
+                                     body.interpretation, expires)
     if body.userId is not None:
         await deps.cache.invalidate(keys=(keys.chart_by_pair(body.userId, chart_type),))
     return dict(row)
@@ -66,7 +69,8 @@ async def get_chart_for(deps: Deps, user_id: str, chart_type: str) -> bytes | No
 
 
 async def delete_charts(deps: Deps, user_id: str, chart_type: str | None) -> int:
-    count = affected_rows(await deps.db.execute(Q.delete_charts_of_user, user_id, chart_type))
+    async with invalidating_if_unknown(deps, tags=(keys.chart_tag(user_id),)):
+        count = affected_rows(await deps.db.execute(Q.delete_charts_of_user, user_id, chart_type))
     await deps.cache.invalidate(tags=(keys.chart_tag(user_id),))
     return count
 

@@ -13,6 +13,7 @@ from ..queries import Q
 from ..schemas import NatalDataIn
 from . import keys
 from .per_user import cached_row_of_user, upsert_for_user
+from .unknown_outcome import invalidating_if_unknown
 
 
 @functools.cache
@@ -55,7 +56,8 @@ async def put_natal_data(deps: Deps, user_id: str, body: NatalDataIn) -> tuple[d
 
 
 async def delete_natal_data(deps: Deps, user_id: str) -> None:
-    status = await deps.db.execute(Q.delete_natal_data_by_user, user_id)
+    async with invalidating_if_unknown(deps, keys=(keys.natal_data_of(user_id),)):
+        status = await deps.db.execute(Q.delete_natal_data_by_user, user_id)
     if status.endswith(" 0"):
         raise not_found("natal data")
     await deps.cache.invalidate(keys=(keys.natal_data_of(user_id),))

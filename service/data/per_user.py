@@ -10,6 +10,7 @@ from ..ids import new_id
 from ..problems import not_found
 from ..queries import Q
 from . import keys
+from .unknown_outcome import invalidating_if_unknown
 
 encode = msgspec.json.Encoder().encode
 
@@ -27,7 +28,7 @@ async def cached_row_of_user(deps: Deps, cache_key: str, ttl: float, sql: str, u
 async def upsert_for_user(deps: Deps, cache_key: str, sql: str, user_id: str, args: tuple) -> tuple[dict, bool]:
     """Run an upsert whose RETURNING ends in `(xmax = 0) AS inserted`; 404 when the user does not
     exist. Returns (row, created) and drops the cached copy after the commit."""
-    async with deps.db.transaction() as conn:
+    async with invalidating_if_unknown(deps, keys=(cache_key,)), deps.db.transaction() as conn:
         if not await conn.fetchval(Q.user_exists, user_id):
             raise not_found("user")
         row = dict(await conn.fetchrow(sql, new_id(), user_id, *args))

@@ -14,13 +14,15 @@ from ..problems import not_found, validation
 from ..queries import Q
 from ..schemas import SessionCreate
 from . import keys
+from .unknown_outcome import invalidating_if_unknown
 
 encode = msgspec.json.Encoder().encode
 
 
 async def create_session(deps: Deps, body: SessionCreate) -> dict:
     try:
-        row = await deps.db.fetchrow(Q.insert_session, new_id(), body.sessionToken, body.userId, body.expires)
+        async with invalidating_if_unknown(deps, keys=(keys.session_lookup(body.sessionToken),)):
+            row = await deps.db.fetchrow(Q.insert_session, new_id(), body.sessionToken, body.userId, body.expires)
     except asyncpg.ForeignKeyViolationError:
         raise validation("userId", "no user has this id") from None
     # A "not found" for this token may be cached.
@@ -60,7 +62,8 @@ async def lookup_session(deps: Deps, token: str) -> bytes | None:
 
 
 async def update_session(deps: Deps, token: str, expires) -> dict:
-    row = await deps.db.fetchrow(Q.update_session, token, expires)
+    async with invalidating_if_unknown(deps, keys=(keys.session_lookup(token),)):
+        row = await deps.db.fetchrow(Q.update_session, token, expires)
     if row is None:
         raise not_found("session")
     await deps.cache.invalidate(keys=(keys.session_lookup(token),))
@@ -68,7 +71,8 @@ async def update_session(deps: Deps, token: str, expires) -> dict:
 
 
 async def delete_session(deps: Deps, token: str) -> dict:
-    row = await deps.db.fetchrow(Q.delete_session, token)
+    async with invalidating_if_unknown(deps, keys=(keys.session_lookup(token),)):
+        row = await deps.db.fetchrow(Q.delete_session, token)
     if row is None:
         raise not_found("session")
     await deps.cache.invalidate(keys=(keys.session_lookup(token),))

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -47,6 +48,7 @@ from .stripe_objects import (
     state_from_row,
     subscription_state,
 )
+from .unknown_outcome import invalidating_if_unknown
 
 log = logging.getLogger("service.stripe")
 
@@ -130,12 +132,15 @@ async def apply_event(deps: Deps, event: Event, fetch: Fetch | None = None, *, r
     # Round trips of the common path (a subscription event, no API key): BEGIN, the customer's lock, one
     # lookup (duplicate? stored state, row), one write of event + state + row, COMMIT.
     own_object = fetch is None and sub_id is not None and event.type.startswith(SUBSCRIPTION_PREFIX)
-    async with deps.db.transaction() as conn:
+    shown_to: list[str] = []  # the user whose row this event may write, once known
+    async with invalidating_if_unknown_user(deps, shown_to), deps.db.transaction() as conn:
         await conn.execute(Q.stripe_lock_customer, customer_id or sub_id or event.id)
         looked = None
         if own_object:
             looked = await conn.fetchrow(Q.stripe_seen_state_and_row, sub_id, event.id)
             seen = looked["seen"]
+            if looked["rowUserId"] is not None:
+                shown_to.append(looked["rowUserId"])
         else:
             seen = await conn.fetchval(Q.stripe_event_seen, event.id)
         if seen is not None and not replay:
@@ -158,6 +163,20 @@ async def apply_event(deps: Deps, event: Event, fetch: Fetch | None = None, *, r
     if result.outcome in ("conflict", "rejected"):
         log.warning("stripe event %s (%s): %s: %s", event.id, event.type, result.outcome, result.reason)
     return result
+
+
+@asynccontextmanager
+async def invalidating_if_unknown_user(deps: Deps, shown_to: list[str]) -> AsyncIterator[None]:
+    """An event whose commit reply is lost may have changed the row of the user in `shown_to`: Stripe's
+    retry will be a `duplicate`, which invalidates nothing, so the cached copy is dropped now
+    (unknown_outcome explains why)."""
+    try:
+        yield
+    except BaseException:
+        if shown_to:
+            async with invalidating_if_unknown(deps, keys=(keys.subscription_of(shown_to[0]),)):
+                raise
+        raise
 
 
 def _reads_stripe(event_type: str) -> bool:

@@ -314,7 +314,8 @@ def advance(stored: State | None, candidate: State) -> State | None:
     events = (events + [_entry(candidate)])[-MAX_SECOND_EVENTS:]
     merged = merge_second(stored.base, events)
     if candidate.terminal and merged.get("status") not in TERMINAL:  # terminal wins, whatever the paths say
-        merged["status"] = max((e for e in events if e["after"].get("status") in TERMINAL), key=_rank)["after"]["status"]
+        ending = max((e for e in events if e["after"].get("status") in TERMINAL), key=_rank)
+        merged["status"] = ending["after"]["status"]
     return State(candidate.subscription_id, candidate.customer_id or stored.customer_id, merged.get("status"),
                  candidate.created, candidate.event_id, candidate.event_type, merged, candidate.before,
                  candidate.subscription_created or stored.subscription_created, candidate.source, stored.base, events)

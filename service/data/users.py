@@ -15,6 +15,7 @@ from . import keys
 from .natal_data import insert_natal_data
 from .per_user import cached_row_of_user
 from .subscriptions import insert_subscription
+from .unknown_outcome import invalidating_if_unknown
 
 encode = msgspec.json.Encoder().encode
 decode = msgspec.json.Decoder().decode
@@ -31,7 +32,8 @@ async def create_user(deps: Deps, body: UserCreate) -> dict:
     email = normalize_email(body.email)
     # Hash before taking a connection: a connection is never held while bcrypt works.
     hashed = await deps.passwords.hash(body.password) if body.password is not None else None
-    async with deps.db.transaction() as conn:
+    async with invalidating_if_unknown(deps, keys=(keys.user_by_email(email),)), \
+            deps.db.transaction() as conn:
         row = await conn.fetchrow(Q.insert_user, new_id(), email, body.name, body.image, hashed,
                                   body.emailVerified, body.role.value)
         user = dict(row)
@@ -56,7 +58,8 @@ async def create_users_batch(deps: Deps, body: UserBatch) -> int:
                                            hashed, item.emailVerified, item.role.value)):
             column.append(value)
     sql = Q.insert_users_batch_skip_duplicates if body.skipDuplicates else Q.insert_users_batch
-    status = await deps.db.execute(sql, *columns)
+    async with invalidating_if_unknown(deps, keys=tuple(keys.user_by_email(e) for e in columns[1])):
+        status = await deps.db.execute(sql, *columns)
     await deps.cache.invalidate(keys=tuple(keys.user_by_email(e) for e in columns[1]))
     return affected_rows(status)
 
@@ -109,7 +112,11 @@ async def update_user(deps: Deps, user_id: str, patch) -> dict:
     args = [user_id]
     for field in ("email", "name", "image", "emailVerified", "role"):
         args += [field in changes, changes.get(field)]
-    async with deps.db.transaction() as conn:
+    # The old e-mail is known only from inside the write; the user's tag covers the by-id entry, and a
+    # new e-mail's "not found" is dropped by name.
+    unknown = (keys.user_by_email(changes["email"]),) if "email" in changes else ()
+    async with invalidating_if_unknown(deps, keys=unknown, tags=(keys.user_tag(user_id),)), \
+            deps.db.transaction() as conn:
         old_email = await conn.fetchval(Q.get_user_email_for_update, user_id)
         if old_email is None:
             raise not_found("user")
@@ -126,7 +133,7 @@ async def set_password(deps: Deps, user_id: str, password: str, keep_sessions: b
     """A new password ends the user's other sessions (someone who knew the old one may hold one),
     unless `keep_sessions`; `current_session` (the session making the change) is kept."""
     hashed = await deps.passwords.hash(password)
-    async with deps.db.transaction() as conn:
+    async with invalidating_if_unknown(deps, tags=(keys.user_tag(user_id),)), deps.db.transaction() as conn:
         status = await conn.execute(Q.set_password, user_id, hashed)
         if affected_rows(status) == 0:
             raise not_found("user")
@@ -147,7 +154,9 @@ async def verify_password(deps: Deps, user_id: str, password: str) -> bool:
 async def delete_user(deps: Deps, user_id: str) -> None:
     """Accounts, sessions, subscription and natal data go with it (ON DELETE CASCADE), charts in the
     same statement (sql/users.sql)."""
-    email = await deps.db.fetchval(Q.delete_user, user_id)
+    async with invalidating_if_unknown(deps, keys=(keys.user_by_id(user_id),),
+                                       tags=(keys.user_tag(user_id), keys.chart_tag(user_id))):
+        email = await deps.db.fetchval(Q.delete_user, user_id)
     if email is None:
         raise not_found("user")
     await deps.cache.invalidate(keys=(keys.user_by_email(email), keys.user_by_id(user_id)),
@@ -155,7 +164,7 @@ async def delete_user(deps: Deps, user_id: str) -> None:
 
 
 async def delete_user_sessions(deps: Deps, user_id: str) -> int:
-    async with deps.db.transaction() as conn:
+    async with invalidating_if_unknown(deps, tags=(keys.user_tag(user_id),)), deps.db.transaction() as conn:
         if not await conn.fetchval(Q.user_exists, user_id):
             raise not_found("user")
         tokens = await conn.fetch(Q.delete_user_sessions, user_id)
