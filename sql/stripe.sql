@@ -10,14 +10,6 @@ SELECT pg_advisory_xact_lock(hashtextextended($1, 0))
 -- A statement of its own after the lock: its snapshot then sees a duplicate committed while we waited.
 SELECT outcome FROM stripe_events WHERE id = $1
 
--- name: stripe_insert_event
--- appliedAt stays NULL only for a pending event (it waits for its customer or user to be linked).
-INSERT INTO stripe_events (id, type, created, "stripeSubscriptionId", "stripeCustomerId", payload, outcome,
-                           reason, "appliedAt")
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $7 = 'pending' THEN NULL ELSE (now() AT TIME ZONE 'UTC') END)
-ON CONFLICT (id) DO NOTHING
-RETURNING id
-
 -- name: stripe_update_outcome
 -- A stored event applied again (stripe-replay): its new outcome.
 UPDATE stripe_events SET outcome = $2, reason = $3,
@@ -53,17 +45,24 @@ FROM (SELECT $1::text AS id) AS wanted
 LEFT JOIN stripe_subscription_state s ON s."stripeSubscriptionId" = wanted.id
 LEFT JOIN subscriptions r ON r."stripeSubscriptionId" = wanted.id
 
--- name: stripe_record_event
--- The writes of one subscription event in one round trip (the webhook's common path): the event with
--- its outcome ($1-$8, as stripe_insert_event), the subscription's new stored state ($9-$21, as
--- stripe_state_put; skipped when $9 is NULL) and the subscriptions row showing it ($22-$30, as
--- stripe_write_row; skipped when $22 is NULL). Data-modifying CTEs all run, whether read or not.
+-- name: stripe_record
+-- Every write an event makes, in one round trip (the webhook's common path sends all three at once):
+--   $1-$8    the event with its outcome (id, type, created, subscription, customer, payload, outcome,
+--            reason; appliedAt stays NULL only for a pending event, which waits for its customer or
+--            user to be linked); skipped when $1 is NULL;
+--   $9-$21   the subscription's stored state (stripe_subscription_state); skipped when $9 is NULL;
+--   $22-$30  the subscriptions row showing it; skipped when $22 is NULL. Only a row whose values change
+--            is written, so a no-op event leaves "updatedAt" (and the cache) alone; $30 is the customer
+--            the row named when it was read: a row re-linked since (re-checked after waiting for its
+--            lock) is left alone.
 -- Returns the row's userId when a shown value changed (its cached subscription is then dropped).
+-- Data-modifying CTEs all run, whether read or not.
 WITH event AS (
     INSERT INTO stripe_events (id, type, created, "stripeSubscriptionId", "stripeCustomerId", payload,
                                outcome, reason, "appliedAt")
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
-            CASE WHEN $7 = 'pending' THEN NULL ELSE (now() AT TIME ZONE 'UTC') END)
+    SELECT $1::text, $2::text, $3::bigint, $4::text, $5::text, $6::jsonb, $7::text, $8::text,
+           CASE WHEN $7::text = 'pending' THEN NULL ELSE (now() AT TIME ZONE 'UTC') END
+    WHERE $1::text IS NOT NULL
     ON CONFLICT (id) DO NOTHING
 ), state AS (
     INSERT INTO stripe_subscription_state ("stripeSubscriptionId", "stripeCustomerId", status,
@@ -89,19 +88,6 @@ WHERE id = $22::text
        "cancelAtPeriodEnd", "cancelAt")
       IS DISTINCT FROM ($23, $24, $25, $26::"SubscriptionStatus", $27, $28, $29)
 RETURNING "userId"
-
--- name: stripe_state_put
-INSERT INTO stripe_subscription_state ("stripeSubscriptionId", "stripeCustomerId", status, "lastEventCreated",
-    "lastEventId", "eventType", previous, "subscriptionCreated", source, "stripePriceId", "currentPeriodEnd",
-    "cancelAtPeriodEnd", "cancelAt")
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-ON CONFLICT ("stripeSubscriptionId") DO UPDATE SET
-    "stripeCustomerId" = COALESCE(EXCLUDED."stripeCustomerId", stripe_subscription_state."stripeCustomerId"),
-    status = EXCLUDED.status, "lastEventCreated" = EXCLUDED."lastEventCreated",
-    "lastEventId" = EXCLUDED."lastEventId", "eventType" = EXCLUDED."eventType", previous = EXCLUDED.previous,
-    "subscriptionCreated" = EXCLUDED."subscriptionCreated", source = EXCLUDED.source,
-    "stripePriceId" = EXCLUDED."stripePriceId", "currentPeriodEnd" = EXCLUDED."currentPeriodEnd",
-    "cancelAtPeriodEnd" = EXCLUDED."cancelAtPeriodEnd", "cancelAt" = EXCLUDED."cancelAt"
 
 -- name: stripe_state_placeholder
 -- A checkout names a subscription no Subscription object has described yet.
@@ -130,20 +116,6 @@ WHERE "userId" = $1
 INSERT INTO subscriptions (id, "userId", "stripeCustomerId", "stripeSubscriptionId", "stripePriceId", status,
                            "currentPeriodEnd", "cancelAtPeriodEnd", "cancelAt")
 VALUES ($1, $2, $3, $4, $5, $6::"SubscriptionStatus", $7, $8, $9)
-
--- name: stripe_write_row
--- Only a row whose values change is written: a no-op event leaves "updatedAt" (and the cache) alone.
-UPDATE subscriptions SET
-    "stripeCustomerId" = $2, "stripeSubscriptionId" = $3, "stripePriceId" = $4,
-    status = $5::"SubscriptionStatus", "currentPeriodEnd" = $6, "cancelAtPeriodEnd" = $7, "cancelAt" = $8
--- $9: the customer the row named when it was read; a row re-linked since (re-checked after waiting for
--- its lock) is left alone.
-WHERE id = $1
-  AND "stripeCustomerId" IS NOT DISTINCT FROM $9
-  AND ("stripeCustomerId", "stripeSubscriptionId", "stripePriceId", status, "currentPeriodEnd",
-       "cancelAtPeriodEnd", "cancelAt")
-      IS DISTINCT FROM ($2, $3, $4, $5::"SubscriptionStatus", $6, $7, $8)
-RETURNING "userId"
 
 -- name: stripe_mark_pending_applied
 -- The customer's checkout has linked it: its waiting events are applied (through the stored state).

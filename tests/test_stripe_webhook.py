@@ -415,7 +415,7 @@ async def test_failure_inside_is_500_and_leaves_nothing(client, deps, monkeypatc
 
     async def write_then_fail(self, query, *args, **kwargs):
         value = await real_fetchval(self, query, *args, **kwargs)
-        if query == Q.stripe_record_event:  # the event, its state and the row are written, then ...
+        if query == Q.stripe_record:  # the event, its state and the row are written, then ...
             raise RuntimeError("disk on fire")
         return value
 

@@ -62,8 +62,8 @@ class Outcome:
     reason: str | None = None
     user_id: str | None = None  # whose cached subscription to drop
     event_type: str = ""  # for the trace span
-    # Writes left for apply_event to send with the event's own row in one statement (stripe_record_event):
-    # the stored state's new values (stripe_state_put's arguments) and the row write (stripe_write_row's).
+    # Writes left for apply_event to send with the event's own row in one statement (`_record`): the
+    # stored state's new values and the row's (see _state_put_args, _row_write_args).
     state_put: tuple | None = None
     row_write: tuple | None = None
 
@@ -99,8 +99,8 @@ async def _store_unreadable(deps: Deps, payload: bytes, reason: str, raw: dict |
         await conn.execute(Q.stripe_lock_customer, event_id)
         if await conn.fetchval(Q.stripe_event_seen, event_id) is not None:
             return Outcome("duplicate")
-        await conn.execute(Q.stripe_insert_event, event_id, event_type.replace("\x00", ""), 0, None, None,
-                           msgspec.json.decode(msgspec.json.encode(stored)), "rejected", reason)
+        await _record(conn, (event_id, event_type.replace("\x00", ""), 0, None, None,
+                             msgspec.json.decode(msgspec.json.encode(stored)), "rejected", reason))
     log.warning("stripe event %s rejected: %s", event_id, reason)
     return Outcome("rejected", reason)
 
@@ -153,10 +153,9 @@ async def apply_event(deps: Deps, event: Event, fetch: Fetch | None = None, *, r
             await _write_deferred(conn, result)
             await conn.execute(Q.stripe_update_outcome, event.id, result.outcome, result.reason)
         else:
-            changed = await conn.fetchval(
-                Q.stripe_record_event, event.id, event.type, event.created, sub_id, customer_id,
-                msgspec.json.decode(event.payload), result.outcome, result.reason,
-                *(result.state_put or (None,) * 13), *(result.row_write or (None,) * 9))
+            changed = await _record(conn, (event.id, event.type, event.created, sub_id, customer_id,
+                                           msgspec.json.decode(event.payload), result.outcome, result.reason),
+                                    result.state_put, result.row_write)
             result.user_id = result.user_id or changed
     if result.user_id:
         await deps.cache.invalidate(keys=(keys.subscription_of(result.user_id),))
@@ -257,7 +256,7 @@ async def apply_state(conn, state: State, *, replay: bool = False, looked=None) 
     `replay`: stripe-replay of a stored event. The event that set the stored state (it was `pending`: no
     row to show it on then) is not newer than itself, yet its state must now reach the row.
     `looked`: the stripe_seen_state_and_row lookup apply_event made already; the state and row writes are
-    then left in the Outcome for apply_event to send with the event's row (stripe_record_event)."""
+    then left in the Outcome for apply_event to send with the event's row (`_record`)."""
     result = await _advance_and_show(conn, state, replay, looked)
     if looked is None:
         await _write_deferred(conn, result)
@@ -265,11 +264,17 @@ async def apply_state(conn, state: State, *, replay: bool = False, looked=None) 
 
 
 async def _write_deferred(conn, result: Outcome) -> None:
-    if result.state_put is not None:
-        await conn.execute(Q.stripe_state_put, *result.state_put)
-    if result.row_write is not None:
-        result.user_id = await conn.fetchval(Q.stripe_write_row, *result.row_write) or result.user_id
+    if result.state_put is not None or result.row_write is not None:
+        result.user_id = await _record(conn, None, result.state_put, result.row_write) or result.user_id
     result.state_put = result.row_write = None
+
+
+async def _record(conn, event: tuple | None, state_put: tuple | None = None,
+                  row_write: tuple | None = None) -> str | None:
+    """sql/stripe.sql's stripe_record: the event row, the stored state, the subscriptions row (each
+    skipped when None) in one statement; the row's userId when a shown value changed."""
+    return await conn.fetchval(Q.stripe_record, *(event or (None,) * 8), *(state_put or (None,) * 13),
+                               *(row_write or (None,) * 9))
 
 
 async def _advance_and_show(conn, state: State, replay: bool, looked) -> Outcome:
@@ -305,7 +310,7 @@ async def _advance_and_show(conn, state: State, replay: bool, looked) -> Outcome
         # The subscription the row shows has ended (or never started): if the customer still has a live
         # one (a Dashboard subscription took over, then ended), the row shows that one, not the end.
         if put is not None:  # the customer's states are read next: this one's new state first
-            await conn.execute(Q.stripe_state_put, *put)
+            await _record(conn, None, put)
             put = None
         others = [state_from_row(r) for r in await conn.fetch(Q.stripe_states_of_customer, state.customer_id)]
         best = max(others, key=preference, default=None)
@@ -330,7 +335,7 @@ def _preference_of_shown(shown: State | None, row, subscription_id: str) -> tupl
 
 
 def _state_put_args(state: State, stored: State | None) -> tuple:
-    """stripe_state_put's arguments for the state an event leaves."""
+    """stripe_record's state arguments ($9-$21) for the state an event leaves."""
     price, _, period_end, cancel_at_period_end, cancel_at = state.row_values()
     subscription_created = state.subscription_created or (stored.subscription_created if stored else 0)
     previous = {"after": state.after, "before": state.before, "base": state.base, "second": state.second}
@@ -339,7 +344,7 @@ def _state_put_args(state: State, stored: State | None) -> tuple:
 
 
 def _row_write_args(row, customer_id: str | None, state: State) -> tuple:
-    """stripe_write_row's arguments: the state onto the row. It returns the user id when a value changed
+    """stripe_record's row arguments ($22-$30): the state onto the row. It returns the user id when a value changed
     (None: a no-op, or the row was re-linked to another customer since it was read: a checkout of another
     customer, holding another customer lock, committed first; then this event no longer speaks for the row)."""
     return (row["id"], customer_id, state.subscription_id, *state.row_values(), row["stripeCustomerId"])
@@ -347,7 +352,7 @@ def _row_write_args(row, customer_id: str | None, state: State) -> tuple:
 
 async def _show(conn, row, customer_id: str | None, state: State) -> str | None:
     """Write the state onto the row now; the user id when a value changed (see _row_write_args)."""
-    return await conn.fetchval(Q.stripe_write_row, *_row_write_args(row, customer_id, state))
+    return await _record(conn, None, None, _row_write_args(row, customer_id, state))
 
 
 async def _checkout(conn, event: Event, sub_id: str | None, customer_id: str | None) -> Outcome:
