@@ -395,12 +395,19 @@ def status(database_url: str) -> list[ledger.MigrationState]:
     return drift_report(database_url).migrations
 
 
-def pending_sql(database_url: str) -> list[tuple[str, str]]:
-    """(id, SQL) of each migration `apply` would run, in order, without running anything."""
+def pending_sql(database_url: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """(id, SQL) of each migration `apply` would run, in order, without running anything; and, as
+    "<id> waits for extension <name>" lines, the pending ones `apply` leaves for a server that can
+    install their extension (see `_migrations`)."""
     files = _disk_files()
-    order = [m.id for m in _migrations()]  # yoyo's order (dependencies first)
+    every = _migrations()
+    with _backend(database_url) as backend:
+        runnable = {m.id for m in _migrations(backend=backend)}
+    order = [m.id for m in every]  # yoyo's order (dependencies first)
     pending = {m.id for m in drift_report(database_url).pending}
-    return [(i, files[i].read_text()) for i in order if i in pending]
+    waiting = [f"{i} waits for extension {', '.join(_REQUIRES.findall(files[i].read_text()))}"
+               for i in order if i in pending and i not in runnable]
+    return [(i, files[i].read_text()) for i in order if i in pending and i in runnable], waiting
 
 
 def _rollback_choice(backend, count: int):

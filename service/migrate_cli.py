@@ -75,7 +75,10 @@ def run_migrate(args, settings) -> int:
     policy = lock_policy(settings)
     if args.action == "apply":
         if args.dry_run:
-            _print_sql(migrations.pending_sql(url), "-- database is up to date: nothing would run")
+            runnable, waiting = migrations.pending_sql(url)
+            _print_sql(runnable, "-- database is up to date: nothing would run")
+            for line in waiting:
+                print(f"-- {line} (the server cannot install it; `migrate` leaves it pending)")
             return 0
         applied = migrations.apply(url, timeout, policy=policy, allow_drift=args.allow_drift)
         print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied

@@ -371,3 +371,21 @@ async def test_a_migrate_killed_between_the_change_and_its_record_can_simply_be_
         await asyncio.to_thread(migrate.rollback, empty_database, count=1)
         assert target not in applied_ids(empty_database)
     assert not [m for m in (await asyncio.to_thread(migrate.drift_report, empty_database)).migrations if m.changed]
+
+
+async def test_dry_run_lists_what_apply_would_run_and_names_what_waits_for_an_extension(
+        empty_database, migrations_copy, monkeypatch, capsys):
+    """A migration needing an extension the server cannot install (the embedded PostgreSQL has no
+    contrib: pg_trgm) is left pending by `apply`; the dry run must not claim it would run it."""
+    (migrations_copy / "0099_needs_missing_extension.sql").write_text(
+        "-- requires-extension: aw_no_such_extension\nCREATE EXTENSION aw_no_such_extension;\n")
+    (migrations_copy / "0099_needs_missing_extension.rollback.sql").write_text(
+        "DROP EXTENSION aw_no_such_extension;\n")
+    code, out, _ = await asyncio.to_thread(run_main, ["--dry-run"], empty_database, monkeypatch, capsys)
+    assert code == 0
+    assert "-- ===== 0099_needs_missing_extension =====" not in out
+    assert "0099_needs_missing_extension waits for extension aw_no_such_extension" in out
+    await asyncio.to_thread(migrate.apply, empty_database)
+    assert "0099_needs_missing_extension" not in applied_ids(empty_database)
+    code, out, _ = await asyncio.to_thread(run_main, ["--dry-run"], empty_database, monkeypatch, capsys)
+    assert "nothing would run" in out and "0099_needs_missing_extension waits" in out
