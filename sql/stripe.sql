@@ -32,18 +32,12 @@ FROM (SELECT $1::text AS id) AS wanted
 LEFT JOIN stripe_subscription_state s ON s."stripeSubscriptionId" = wanted.id
 LEFT JOIN subscriptions r ON r."stripeSubscriptionId" = wanted.id
 
--- name: stripe_seen_state_and_row
--- A subscription event's one lookup after the customer's lock (a statement of its own, so its snapshot
--- sees a duplicate committed while we waited): whether the event id was stored already ($2), the
--- subscription's stored state ($1; NULLs: none yet) and the subscriptions row showing it (rowId NULL: none).
-SELECT (SELECT outcome FROM stripe_events WHERE id = $2) AS seen,
-       s."stripeSubscriptionId", s."stripeCustomerId", s.status, s."lastEventCreated", s."lastEventId",
-       s."eventType", s.previous, s."subscriptionCreated", s.source,
-       r.id AS "rowId", r."userId" AS "rowUserId", r."stripeCustomerId" AS "rowCustomerId",
-       r."stripeSubscriptionId" AS "rowSubscriptionId"
-FROM (SELECT $1::text AS id) AS wanted
-LEFT JOIN stripe_subscription_state s ON s."stripeSubscriptionId" = wanted.id
-LEFT JOIN subscriptions r ON r."stripeSubscriptionId" = wanted.id
+-- name: stripe_lock_and_read
+-- A subscription event's one round trip before its writes (function of migration 0017): the customer's
+-- lock ($1, as stripe_lock_customer), then, with a snapshot taken after it, whether the event id ($3)
+-- was stored already, the subscription's stored state ($2; NULLs: none yet) and the subscriptions row
+-- showing it (rowId NULL: none).
+SELECT * FROM stripe_lock_and_read($1, $2, $3)
 
 -- name: stripe_record
 -- Every write an event makes, in one round trip (the webhook's common path sends all three at once):

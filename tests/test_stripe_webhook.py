@@ -551,3 +551,31 @@ async def test_event_storm_ends_as_in_order_delivery(client, deps, ending):
     newest = await deps.db.fetchval(
         'SELECT "lastEventCreated" FROM stripe_subscription_state WHERE "stripeSubscriptionId" = $1', sub)
     assert newest == max(evt["created"] for evt in life if evt["type"].startswith("customer.subscription."))
+
+
+async def test_an_event_applied_elsewhere_while_this_one_waited_for_the_lock_is_a_duplicate(client, deps):
+    """Another instance holds the customer's lock and stores the same event; ours waits for the lock and
+    must then see that event (its lookup's snapshot is taken after the lock, not before): `duplicate`,
+    and the row is not written a second time."""
+    user_id, customer, sub = await linked_user(client)
+    await deliver_ok(client, subscription_event("created", sub=sub, customer=customer, created=T0 + 1))
+    evt = subscription_event("updated", sub=sub, customer=customer, created=T0 + 2, status="past_due")
+    other = await asyncpg.connect(deps.settings.database_url)
+    try:
+        tx = other.transaction()
+        await tx.start()
+        await other.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", customer)
+        await other.execute(
+            "INSERT INTO stripe_events (id, type, created, \"stripeSubscriptionId\", \"stripeCustomerId\", payload, "
+            "outcome, \"appliedAt\") VALUES ($1, $2, $3, $4, $5, '{}'::jsonb, 'applied', now())",
+            evt["id"], evt["type"], evt["created"], sub, customer)
+        delivery = asyncio.create_task(deliver(client, evt))
+        await asyncio.sleep(0.5)  # ours is waiting for the lock now
+        assert not delivery.done()
+        await tx.commit()
+        r = await delivery
+    finally:
+        await other.close()
+    assert r.status == 200
+    assert (await r.json())["outcome"] == "duplicate"
+    assert (await subscription_row(deps, user_id))["status"] == "ACTIVE"  # ours did not apply it again

@@ -147,7 +147,7 @@ async def test_stripe_event_application_has_its_span_with_outcome_and_statements
     assert apply.parent.span_id == request.context.span_id
     assert apply.attributes["stripe.event.type"] == "customer.subscription.updated"
     assert apply.attributes["stripe.event.outcome"] == "applied"
-    assert {"stripe_lock_customer", "stripe_seen_state_and_row", "stripe_record"} <= {
+    assert {"stripe_lock_and_read", "stripe_record"} <= {
         s.name for s in children_of(spans, apply)}
 
 

@@ -129,19 +129,20 @@ async def apply_event(deps: Deps, event: Event, fetch: Fetch | None = None, *, r
         # connection nor the customer's lock (a duplicate, known already, asks nothing).
         if replay or await deps.db.fetchval(Q.stripe_event_seen, event.id) is None:
             fetch = await _asked_already(fetch, sub_id)
-    # Round trips of the common path (a subscription event, no API key): BEGIN, the customer's lock, one
-    # lookup (duplicate? stored state, row), one write of event + state + row, COMMIT.
+    # Round trips of the common path (a subscription event, no API key): BEGIN, the customer's lock with
+    # the lookup (duplicate? stored state, row), one write of event + state + row, COMMIT.
     own_object = fetch is None and sub_id is not None and event.type.startswith(SUBSCRIPTION_PREFIX)
+    lock_key = customer_id or sub_id or event.id
     shown_to: list[str] = []  # the user whose row this event may write, once known
     async with invalidating_if_unknown_user(deps, shown_to), deps.db.transaction() as conn:
-        await conn.execute(Q.stripe_lock_customer, customer_id or sub_id or event.id)
         looked = None
         if own_object:
-            looked = await conn.fetchrow(Q.stripe_seen_state_and_row, sub_id, event.id)
+            looked = await conn.fetchrow(Q.stripe_lock_and_read, lock_key, sub_id, event.id)
             seen = looked["seen"]
             if looked["rowUserId"] is not None:
                 shown_to.append(looked["rowUserId"])
         else:
+            await conn.execute(Q.stripe_lock_customer, lock_key)
             seen = await conn.fetchval(Q.stripe_event_seen, event.id)
         if seen is not None and not replay:
             return Outcome("duplicate")
@@ -255,7 +256,7 @@ async def apply_state(conn, state: State, *, replay: bool = False, looked=None) 
 
     `replay`: stripe-replay of a stored event. The event that set the stored state (it was `pending`: no
     row to show it on then) is not newer than itself, yet its state must now reach the row.
-    `looked`: the stripe_seen_state_and_row lookup apply_event made already; the state and row writes are
+    `looked`: the stripe_lock_and_read lookup apply_event made already; the state and row writes are
     then left in the Outcome for apply_event to send with the event's row (`_record`)."""
     result = await _advance_and_show(conn, state, replay, looked)
     if looked is None:
