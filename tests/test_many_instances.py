@@ -9,8 +9,6 @@ import subprocess
 import sys
 import uuid
 
-import pytest
-
 from tests.conftest import READ_TOKEN, REDIS_PREFIX_ROOT, WRITE_TOKEN
 from tests.failover_load import Load
 from tests.pg_cluster import free_port
@@ -71,7 +69,7 @@ async def test_three_instances_agree_and_survive_a_sigkill(migrated_database_url
 async def test_a_write_on_one_instance_is_never_stale_on_the_others(migrated_database_url, tmp_path):
     """Three real instances with the DEFAULT settings (near cache on), 300 rounds: read the user on the
     two others (their near caches hold it), rename it on one, and as soon as the rename is answered
-    read it on both others at once. Not one read may show the old name.
+    read it on both others at once. Not one of the 1,200 reads may show an older name.
 
     Instance 0 is next to Redis; instances 1 and 2 are a little farther (2 ms each way, as from another
     zone), so an invalidation reaches them after it reached the writer's own subscriber. The writer
@@ -110,30 +108,36 @@ async def test_a_write_on_one_instance_is_never_stale_on_the_others(migrated_dat
                 assert r.status == 201
                 user = await r.json()
             url = "/v1/users/" + user["id"]
-            stale = []
+            stale = []  # (name expected, name read): every read follows the answer of the last rename
             for i in range(1, 301):
                 writer, readers = bases[i % 3], [b for b in bases if b != bases[i % 3]]
-                assert await asyncio.gather(*map(name_on, readers)) == [f"v{i - 1}"] * 2
+                seen = await asyncio.gather(*map(name_on, readers))
+                stale += [(f"v{i - 1}", s) for s in seen if s != f"v{i - 1}"]
                 async with http.patch(writer + url, json={"name": f"v{i}"}, headers=WRITE) as r:
                     assert r.status == 200
                 seen = await asyncio.gather(*map(name_on, readers))
-                stale += [(i, s) for s in seen if s != f"v{i}"]
+                stale += [(f"v{i}", s) for s in seen if s != f"v{i}"]
+            assert not stale, f"{len(stale)} stale reads of 1200: {stale[:5]}"
             # Not vacuous: the readers serve from their near caches (a copy in process outlives both
-            # the Redis entry and the row, which only an invalidation through Redis would drop).
-            reader = bases[1]
-            assert await name_on(reader) == await name_on(reader) == "v300"
-            db = await asyncpg.connect(migrated_database_url)
+            # the Redis entry and the row, which only an invalidation through Redis would drop). Tried
+            # up to 3 times: a reader whose lease lapsed that moment (a stall of its event loop) reads
+            # Redis instead, correctly.
+            reader, served_from_near = bases[1], False
+            redis_client, db = aioredis.Redis.from_url(server.url), await asyncpg.connect(migrated_database_url)
             try:
-                await db.execute("UPDATE users SET name = 'changed behind the cache' WHERE id = $1", user["id"])
+                for attempt in range(3):
+                    async with http.patch(bases[0] + url, json={"name": f"probe{attempt}"}, headers=WRITE) as r:
+                        assert r.status == 200
+                    assert await name_on(reader) == await name_on(reader) == f"probe{attempt}"
+                    await db.execute("UPDATE users SET name = 'behind the cache' WHERE id = $1", user["id"])
+                    await redis_client.delete(f"{prefix}k:user:id:{user['id']}")
+                    if await name_on(reader) == f"probe{attempt}":
+                        served_from_near = True
+                        break
             finally:
+                await redis_client.aclose()
                 await db.close()
-            client = aioredis.Redis.from_url(server.url)
-            try:
-                assert await client.delete(f"{prefix}k:user:id:{user['id']}") == 1
-            finally:
-                await client.aclose()
-            assert await name_on(reader) == "v300"
-        assert not stale, f"{len(stale)} stale reads of 600: {stale[:5]}"
+            assert served_from_near
     finally:
         for process, _ in instances:
             if process.poll() is None:
