@@ -127,6 +127,8 @@ class NearCache:
                     await self.lease.renew(subscription, self.registry, self.member)
                 else:  # no member: only whether the connection is alive matters (the fence)
                     await subscription.call("PING")
+            if self._closing:  # close() left the registry meanwhile: serving now would be unannounced
+                return
             self.ready = True
             pause = every - (asyncio.get_running_loop().time() - started)
             if pause > 0:
@@ -139,7 +141,7 @@ class NearCache:
         if channel == self._channel:
             self._on_invalidation(data, send)
         else:  # our acknowledgement channel: "<token> <member id>"
-            token, _, member = data.decode().partition(" ")
+            token, _, member = data.decode(errors="replace").partition(" ")
             self.acks.acknowledged(token, member)
 
     def _on_invalidation(self, data: bytes, send) -> None:
@@ -153,7 +155,7 @@ class NearCache:
         # applied above, so it is acknowledged now, in the same call, on the same connection.
         if not self.keeps_copies:
             return  # no member: no writer waits for us
-        token = data.decode()
+        token = data.decode(errors="replace")
         writer = writer_of(token)
         if not writer:
             return  # an end without a writer id (an instance of an older version): nobody to answer
@@ -186,7 +188,7 @@ class NearCache:
                             self.lease.seconds)
             await asyncio.sleep(self.lease.seconds)
             return
-        late = await self.acks.wait(token, members)
+        late = await self.acks.wait(token, members, self.lease.seconds)
         if late:
             self._timed_out("cache invalidation not acknowledged within the near-cache lease by %s; their "
                             "near copies are not served until they renew", ", ".join(late))

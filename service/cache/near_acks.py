@@ -116,15 +116,19 @@ class Acks:
             if not wait.outstanding and wait.done is not None and not wait.done.done():
                 wait.done.set_result(None)
 
-    async def wait(self, token: str, members: list[bytes]) -> list[str]:
+    async def wait(self, token: str, members: list[bytes], default_lease: float) -> list[str]:
         """Until every member of the announce's snapshot acknowledged `token`, at most the longest of
-        their leases. Returns the members that did not (empty: all did)."""
+        their leases (`default_lease` for an entry whose lease cannot be read). Returns the members
+        that did not (empty: all did)."""
         wait = self._waits[token]
         outstanding = {}
         for entry in members:
-            lease_ms, _, member = entry.decode().partition(" ")
+            lease_ms, _, member = entry.decode(errors="replace").partition(" ")
             if member not in wait.acked:
-                outstanding[member] = int(lease_ms) / 1000
+                try:
+                    outstanding[member] = max(int(lease_ms) / 1000, 0.0)
+                except ValueError:
+                    outstanding[member] = default_lease
         if not outstanding:
             return []
         wait.outstanding = outstanding

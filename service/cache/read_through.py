@@ -150,7 +150,11 @@ class Cache:
                     # member acknowledged, or a lease went by (near_acks.py). Even when Redis had none
                     # of the keys: a near copy may outlive its Redis entry (evicted under maxmemory).
                     members = await self._call(near.announce(token), _FAILED)
-                    await near.acknowledged(token, None if members is _FAILED else members)
+                    try:
+                        await near.acknowledged(token, None if members is _FAILED else members)
+                    except Exception:  # the write is committed: a fault here must not answer 500
+                        log.exception("cache invalidation: waiting for acknowledgements failed")
+                        await asyncio.sleep(near.lease.seconds)  # what a missing acknowledgement costs
             except asyncio.CancelledError:
                 # The write is committed; a cancelled request (shutdown, a sibling's failure) must not
                 # take its invalidation with it: sent again before the next cache call (repeating it is
