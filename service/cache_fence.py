@@ -9,10 +9,13 @@ the new master can hold an entry that is stale. The fence closes that hole:
 * the fence compares the master's replication ID (`master_replid`, which a promoted replica changes, as
   does a server restarted empty) with the one recorded in `<prefix>replid`; if they differ, the master
   is not the one the entries were checked against: a new epoch is written (fills in flight are
-  refused), every key under the prefix is deleted, `*` is published (near caches are emptied), and the
-  new ID is recorded. Only then does the instance use the cache again.
+  refused), every key under the prefix is deleted (but the near caches' registry, see below), `*` is
+  published (near caches are emptied), and the new ID is recorded. Only then does the instance use the
+  cache again.
 
-A failover therefore costs a cold cache, never a stale read.
+A failover therefore costs a cold cache, never a stale read. The registry of near caches
+(service/cache/near_acks.py) is kept: it says whom a writer must wait for, and an instance that passed
+the fence and registered a moment earlier must not vanish from it because another one flushed after.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in _GLOB_SPECIALS else c for c in text)
 
 
-async def pass_fence(client, prefix: str, epoch_key: str, channel: str) -> bool:
-    """Run on the connection to the slot's master. True when the namespace had to be flushed."""
+async def pass_fence(client, prefix: str, epoch_key: str, channel: str, keep: tuple[str, ...] = ()) -> bool:
+    """Run on the connection to the slot's master. True when the namespace had to be flushed (all but
+    the epoch, the marker and the names in `keep`)."""
     replid = (await client.info("replication"))["master_replid"]
     marker = prefix + "replid"
     recorded = await client.get(marker)
@@ -42,7 +46,7 @@ async def pass_fence(client, prefix: str, epoch_key: str, channel: str) -> bool:
     await client.set(epoch_key, os.urandom(12).hex())
     batch = []
     async for name in client.scan_iter(match=_glob_escape(prefix) + "*", count=1000):
-        if name.decode() not in (epoch_key, marker):
+        if name.decode() not in (epoch_key, marker, *keep):
             batch.append(name)
         if len(batch) >= 500:
             await client.unlink(*batch)

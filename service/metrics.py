@@ -128,6 +128,9 @@ class Metrics:
         lookups = CounterMetricFamily("cache_lookups", "Cache lookups by key kind and result (hit, miss)",
                                       labels=["kind", "result"])
         errors = CounterMetricFamily("cache_errors", "Cache backend (Redis) calls that failed or timed out")
+        ack_timeouts = CounterMetricFamily(
+            "cache_near_ack_timeouts", "Writes answered after a near-cache lease without every other "
+            "instance's acknowledgement of their invalidation (those instances stopped serving near copies)")
         for deps in self._sources:
             pools = {"primary": deps.db}
             if deps.read_db is not deps.db:
@@ -143,10 +146,13 @@ class Metrics:
             for (kind, result), count in stats.by_kind.items():
                 lookups.add_metric([kind, result], count)
             errors.add_metric([], stats.errors)
+            near = deps.cache.near
+            ack_timeouts.add_metric([], near.ack_timeouts if near is not None else 0)
         yield size
         yield waiting
         yield lookups
         yield errors
+        yield ack_timeouts
 
     def describe(self):
         return []

@@ -60,6 +60,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     redis_timeout: PositiveSeconds = 0.25
     cache_prefix: str = "aw:"
     cache_near_ttl: Seconds = 30.0
+    # A write waits at most this long for another instance to acknowledge its invalidation; an instance
+    # that has not heard Redis for this long serves no near copy (service/cache/near_acks.py).
+    cache_near_lease: Annotated[float, Meta(ge=0.02, le=60)] = 0.25
     cache_enabled: bool = True
 
     sweep_interval_seconds: Seconds = 300

@@ -510,10 +510,13 @@ async def test_invalidation_made_while_redis_was_unreachable_is_applied_when_it_
 # ---- the near cache (in-process copies of Redis entries) ------------------------------------------------
 
 async def two_instances(aiohttp_client, database_url, redis_url):
-    settings = make_settings(database_url, redis_url)
+    # A near-cache lease longer than any stall of this busy test machine: these tests are about what
+    # invalidation drops, and a lapsed lease (copies not served for a moment) would hide a near copy.
+    settings = make_settings(database_url, redis_url, cache_near_lease=5.0)
     prefix = settings.cache_prefix  # both instances share one Redis namespace, as in production
     a = await aiohttp_client(create_app(settings))
-    b = await aiohttp_client(create_app(make_settings(database_url, redis_url, cache_prefix=prefix)))
+    b = await aiohttp_client(create_app(make_settings(database_url, redis_url, cache_prefix=prefix,
+                                                      cache_near_lease=5.0)))
     for client in (a, b):
         for _ in range(100):
             if client.server.app[DEPS].cache.near.ready:

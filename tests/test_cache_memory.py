@@ -82,7 +82,7 @@ async def test_signing_out_thousands_of_sessions_is_sent_in_short_chunks(client,
     r = await client.delete(f"/v1/users/{user['id']}/sessions", headers=WRITE)
     assert r.status == 200 and await r.json() == {"count": 1200}
     assert recorder.largest <= 101, recorder.largest  # UNLINK of one chunk (no call with every key)
-    assert "EVALSHA" not in recorder.commands
+    assert recorder.commands.count("EVALSHA") == 1  # only the announce that ends it (near_acks.py)
     names = await redis_keys(deps)
     assert not any(deps.cache.backend.prefix + "k:" + keys.session_lookup(t) in names for t in tokens)
     assert tag_set not in names
@@ -117,21 +117,27 @@ async def test_a_failed_invalidation_is_resumed_once_per_pause_not_replayed_on_e
     assert sum([await backend.client.exists(*lookups[i:i + 100]) for i in range(0, 500, 100)]) == 0
 
 
-async def test_a_chunked_invalidation_ends_with_the_writers_token_and_only_that_releases_the_writer(
+async def test_a_chunked_invalidation_carries_the_writers_token_and_only_its_end_is_acknowledged(
         client, deps, monkeypatch):
-    # Each chunk publishes a message that starts with the writer's token; the writer must wait for the
-    # last of them on its own subscriber (not the first), or another instance may still serve old copies.
+    # Each chunk publishes a message that starts with the writer's token; the announce that ends the
+    # invalidation is the token alone, and only that calls for an acknowledgement (near_acks.py): an
+    # instance that acknowledged the first chunk might still serve copies named in the last one.
     monkeypatch.setattr(redis_backend, "CHUNK", 100)
     backend, near = deps.cache.backend, deps.cache.near
+    for _ in range(100):
+        if near.ready:
+            break
+        await asyncio.sleep(0.02)
     names = [f"lookup:{uuid.uuid4().hex}" for _ in range(250)]
     for name in names:
         await backend.client.set(backend.prefix + "k:" + name, b"x", px=60000)
     listener = redis.Redis.from_url(deps.settings.redis_url)  # without the cache's short socket timeout
     pubsub = listener.pubsub(ignore_subscribe_messages=True)
     await pubsub.subscribe(backend.channel)
+    token = near.new_token()
     try:
-        token = uuid.uuid4().hex
         assert await backend.invalidate(tuple(names), (), token) == 250
+        members = await near.announce(token)
         messages = []
         async with asyncio.timeout(5):
             while len(messages) < 4:  # None: the subscription's own confirmation, or nothing yet
@@ -144,13 +150,20 @@ async def test_a_chunked_invalidation_ends_with_the_writers_token_and_only_that_
     assert [m.split(b"\n", 1)[0] for m in messages] == [token.encode()] * 4
     assert sorted(k for m in messages for k in backend.dropped_keys(m)) == sorted(names)
     assert messages[-1] == token.encode()  # the end: the token alone
+    assert near.member.encode() in members  # this instance is a member: it keeps near copies
     near.expect(token)
+    sent = []
     try:
         for message in messages[:-1]:
-            near._on_message(message)
-            assert not near._awaited[token].done()  # a chunk: more may follow
-        near._on_message(messages[-1])
-        assert near._awaited[token].done()
+            near._on_message(backend.channel.encode(), message, lambda *c: sent.append(c))
+            assert near.acks._waits[token].acked == set()  # a chunk: more may follow
+        near._on_message(backend.channel.encode(), messages[-1], lambda *c: sent.append(c))
+        assert near.acks._waits[token].acked == {near.instance_id}  # its own write: noted, not published
+        assert sent == []
+        # Another writer's end: answered on that writer's channel, with this instance's id.
+        other = "other-host-1-abcdef." + uuid.uuid4().hex
+        near._on_message(backend.channel.encode(), other.encode(), lambda *c: sent.append(c))
+        assert sent == [("PUBLISH", near.ack_channel_of("other-host-1-abcdef"), f"{other} {near.instance_id}")]
     finally:
         near.forget(token)
 

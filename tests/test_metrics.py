@@ -41,6 +41,7 @@ EXPECTED_TYPES = {
     "db_statement_duration_seconds": "histogram",
     "cache_lookups": "counter",
     "cache_errors": "counter",
+    "cache_near_ack_timeouts": "counter",
     "bcrypt_queue_depth": "gauge",
     "bcrypt_queue_wait_seconds": "histogram",
     "bcrypt_duration_seconds": "histogram",
@@ -115,6 +116,7 @@ async def test_every_metric_is_present_with_its_type_and_follows_the_traffic(rep
     assert value(families, "cache_lookups", kind="user", result="hit") == 2
     assert value(families, "cache_lookups", kind="user", result="miss") >= 1
     assert value(families, "cache_errors") == 0
+    assert value(families, "cache_near_ack_timeouts") == 0  # one instance: nobody else to wait for
     assert value(families, "bcrypt_duration_seconds", "bcrypt_duration_seconds_count", operation="hash") >= 1
     assert value(families, "bcrypt_duration_seconds", "bcrypt_duration_seconds_count", operation="check") >= 1
     assert value(families, "bcrypt_queue_depth") == 0

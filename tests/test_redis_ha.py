@@ -46,6 +46,11 @@ async def two_instances(database_url, redis_url):
         runners.append(runner)
         bases.append(base)
     await wait_caches_ready(runners)
+    # Both are members of the near caches' registry on the cache slot's master (near_acks.py): the
+    # renewals, sent on the subscriber connection, reach the master through Sentinel and Cluster.
+    cache = runners[0].app[DEPS].cache
+    members = {m.decode().partition(" ")[2] for m in await cache.backend.client.zrange(cache.near.registry, 0, -1)}
+    assert members == {r.app[DEPS].cache.near.instance_id for r in runners}
     return runners, bases
 
 

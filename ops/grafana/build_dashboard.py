@@ -62,6 +62,8 @@ SECTIONS = [
         ("Lookups/s by kind and result", "ops", [
             (f'sum by (kind, result) (rate(cache_lookups_total{{{JOB}}}[{RATE}]))', "{{kind}} {{result}}")]),
         ("Redis errors/s", "ops", [(f'sum(rate(cache_errors_total{{{JOB}}}[{RATE}]))', "errors")]),
+        ("Near-cache acknowledgement timeouts/s", "ops", [
+            (f'sum by (instance) (rate(cache_near_ack_timeouts_total{{{JOB}}}[{RATE}]))', "{{instance}}")]),
     ]),
     ("Passwords (bcrypt)", [
         ("Queue depth", "short", [(f'sum(bcrypt_queue_depth{{{JOB}}})', "waiting")]),

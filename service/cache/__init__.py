@@ -17,13 +17,16 @@ What it guarantees:
 * Redis Sentinel and Cluster (redis_connect.py): after a failover nothing the old master held is
   trusted (cache_fence.py); a write waits for its invalidation to land on the new master.
 * Near cache (with Redis): hot entries are also kept in process, and dropped by every invalidation,
-  from any instance, published on Redis pub/sub with each chunk (see near.py).
+  from any instance, published on Redis pub/sub with each chunk (see near.py). A write is answered
+  only once no other instance can serve a copy it invalidated (acknowledgements and leases,
+  near_acks.py).
 * Redis down or slow: every call has a short timeout; on failure the cache is bypassed for a second,
   errors are counted, reads go to PostgreSQL, and invalidations that could not be sent are retried when
   Redis answers again — once per pause, not on every call, and resuming where they stopped.
 
 Modules: read_through.py (Cache: single-flight reads, failure handling, pending invalidations),
-memory.py and redis_backend.py (the two backends), near.py (near cache), stats.py.
+memory.py and redis_backend.py (the two backends), near.py (near cache), near_acks.py (its
+acknowledgements and leases), stats.py.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ def create_cache(settings, prefix: str = "aw:") -> Cache:
                                settings.redis_timeout, cluster)
         if settings.cache_near_ttl > 0 or backend.target.mode != PLAIN:  # HA modes need its fence
             near = NearCache(backend, settings.redis_url, settings.cache_max_entries, settings.cache_near_ttl,
-                             settings.redis_timeout)
+                             settings.redis_timeout, settings.cache_near_lease)
     else:
         backend = MemoryBackend(settings.cache_max_entries)
     cache = Cache(backend, settings.redis_timeout, near)

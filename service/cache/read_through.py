@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from typing import TYPE_CHECKING, Awaitable, Callable
 
@@ -133,18 +132,29 @@ class Cache:
                 self.near.memory.clear()  # which keys a tag covers is known in Redis only
         # No overall timeout: a big invalidation is many short Redis calls, each under the client's own
         # socket timeout (REDIS_TIMEOUT), so a slow Redis still fails fast.
-        token = os.urandom(12).hex()
-        if self.near is not None:
-            self.near.expect(token)  # before sending: the message may come back before the reply
+        near = self.near
+        token = near.new_token() if near is not None else None
+        if near is not None:
+            near.expect(token)  # before sending: acknowledgements may come back before the reply
         try:
             # The token only matters with a near cache (Redis): then the messages carry it.
-            sent = self.backend.invalidate(keys, tags, token) if self.near is not None else \
+            sent = self.backend.invalidate(keys, tags, token) if near is not None else \
                 self.backend.invalidate(keys, tags)
             try:
                 dropped = await self._call(sent, _FAILED, bounded=False)
-                if dropped is _FAILED and self.near is not None and self.near.fenced:
+                if dropped is _FAILED and near is not None and near.fenced:
                     dropped = await invalidate_through_failover(self, keys, tags, token, self.failover_wait,
                                                                 _FAILED)
+                if dropped is not _FAILED and near is not None:
+                    # Answered only once no instance can serve a near copy of what was dropped: every
+                    # member acknowledged, or a lease went by (near_acks.py). Even when Redis had none
+                    # of the keys: a near copy may outlive its Redis entry (evicted under maxmemory).
+                    members = await self._call(near.announce(token), _FAILED)
+                    try:
+                        await near.acknowledged(token, None if members is _FAILED else members)
+                    except Exception:  # the write is committed: a fault here must not answer 500
+                        log.exception("cache invalidation: waiting for acknowledgements failed")
+                        await asyncio.sleep(near.lease.seconds)  # what a missing acknowledgement costs
             except asyncio.CancelledError:
                 # The write is committed; a cancelled request (shutdown, a sibling's failure) must not
                 # take its invalidation with it: sent again before the next cache call (repeating it is
@@ -153,11 +163,9 @@ class Cache:
                 raise
             if dropped is _FAILED:
                 self._remember(keys, tags)
-            elif dropped and self.near is not None:  # keys dropped: near copies may exist elsewhere
-                await self.near.delivered(token, self.timeout * 2)
         finally:
-            if self.near is not None:
-                self.near.forget(token)
+            if near is not None:
+                near.forget(token)
 
     def _remember(self, keys, tags) -> None:
         if (keys, tags) in self._pending[-8:]:  # the same invalidation again (a retried write): once is enough
@@ -207,8 +215,10 @@ class Cache:
             return fallback
 
     def start(self) -> None:
-        if self.near is not None and self.enabled:
-            self.near.start()
+        if self.near is not None:
+            # Disabled, it keeps no copies, but its writes still invalidate the other instances' and
+            # wait for their acknowledgements, which its subscriber hears.
+            self.near.start(member=self.enabled)
 
     async def ping(self) -> bool:
         try:

@@ -82,10 +82,9 @@ class RedisBackend:
         this one stopped and nothing is left undeleted.
 
         Returns how many entries were dropped. `token` (the writer's, given when there is a near cache)
-        is the new epoch and the first line of every chunk's message; when something was dropped, a
-        last message of the token alone ends the invalidation, so the writer can wait until its own
-        subscriber has heard all of it (see Cache.invalidate)."""
-        announced = token is not None
+        is the new epoch and the first line of every chunk's message; the writer then ends the
+        invalidation with the token alone and waits for the other instances to acknowledge it
+        (NearCache.announce, near_acks.py)."""
         token = token or os.urandom(12).hex()
         await self.client.set(self.epoch_key, token)
         dropped = 0
@@ -96,8 +95,6 @@ class RedisBackend:
             tag_set = self.prefix + "t:" + tag
             while members := await self.client.srandmember(tag_set, CHUNK):
                 dropped += await self._drop([m.decode() for m in members], tag_set, token)
-        if announced and dropped:
-            await self.client.publish(self.channel, token)
         return dropped
 
     async def _drop(self, names: list[str], tag_set: str | None = None, token: str = "") -> int:
