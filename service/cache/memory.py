@@ -75,6 +75,12 @@ class MemoryBackend:
                 self._drop(key)
             self.tags.pop(tag, None)
 
+    async def flush_entries(self) -> int:
+        """Every entry (what an overflow of remembered invalidations becomes, see Cache)."""
+        count = len(self.entries)
+        self.clear()
+        return count
+
     def clear(self) -> None:
         self.epoch += 1
         self.entries.clear()

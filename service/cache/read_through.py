@@ -25,7 +25,9 @@ Loader = Callable[[], Awaitable[tuple[bytes | None, float | None, tuple[str, ...
 
 class Cache:
     PAUSE_AFTER_ERROR = 1.0  # seconds the backend is bypassed after a failure
-    MAX_PENDING_INVALIDATIONS = 10000
+    # Names (keys + tags) remembered while Redis fails, sent when it is back. Bounded by names, not calls:
+    # one batch write can name 10,000 e-mails. Past it, the whole namespace is flushed once Redis is back.
+    MAX_PENDING_NAMES = 100_000
 
     def __init__(self, backend, timeout: float, near: NearCache | None = None):
         self.backend = backend
@@ -35,6 +37,8 @@ class Cache:
         self._inflight: dict[str, asyncio.Future] = {}
         self._paused_until = 0.0
         self._pending: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+        self._pending_names = 0
+        self._flush_all_pending = False  # more was missed than could be remembered: flush everything
         self.enabled = True
 
     @property
@@ -168,21 +172,34 @@ class Cache:
                 near.forget(token)
 
     def _remember(self, keys, tags) -> None:
+        if self._flush_all_pending:
+            return  # everything will be flushed anyway
         if (keys, tags) in self._pending[-8:]:  # the same invalidation again (a retried write): once is enough
             return
-        if len(self._pending) < self.MAX_PENDING_INVALIDATIONS:
+        names = len(keys) + len(tags)
+        if self._pending_names + names <= self.MAX_PENDING_NAMES:
             self._pending.append((keys, tags))
-        else:
-            log.error("cache invalidations lost while Redis was down; entries may be stale until their TTL")
+            self._pending_names += names
+            return
+        self._pending, self._pending_names, self._flush_all_pending = [], 0, True
+        log.error("cache: more invalidations missed while Redis failed than are remembered (%d names); "
+                  "every cached entry will be flushed when Redis is back", self.MAX_PENDING_NAMES)
 
     async def _flush_pending(self) -> None:
-        pending, self._pending = self._pending, []
+        if self._flush_all_pending:
+            await self.backend.flush_entries()  # under the socket timeout per call; repeated if it fails
+            self._flush_all_pending = False
+            if self.near is not None:
+                self.near.memory.clear()  # ours at once; the others hear the flush on the channel
+            log.warning("cache: every entry flushed (invalidations missed while Redis failed)")
+        pending, self._pending, self._pending_names = self._pending, [], 0
         for i, (keys, tags) in enumerate(pending):
             try:
                 await self.backend.invalidate(keys, tags)  # each Redis call under the socket timeout
             except BaseException:
                 # Keep this one and all not yet sent, before any remembered meanwhile, in order.
                 self._pending = pending[i:] + self._pending
+                self._pending_names = sum(len(k) + len(t) for k, t in self._pending)
                 raise
 
     # ---- failure handling ---------------------------------------------------------------------------
@@ -195,7 +212,7 @@ class Cache:
             self.stats.errors += 1
             return fallback
         try:
-            if self._pending:
+            if self._pending or self._flush_all_pending:
                 await self._flush_pending()
             async with asyncio.timeout(self.timeout if bounded else None):  # not wait_for: no task per call
                 if tracing.TRACER is None:
@@ -227,7 +244,7 @@ class Cache:
             return False
 
     async def close(self) -> None:
-        if self._pending and time.monotonic() >= self._paused_until:
+        if (self._pending or self._flush_all_pending) and time.monotonic() >= self._paused_until:
             # Invalidations remembered while Redis failed: one last try, so a restart does not drop them.
             try:
                 async with asyncio.timeout(max(1.0, self.timeout * 4)):

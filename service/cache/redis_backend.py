@@ -6,6 +6,7 @@ import os
 import struct
 import time
 
+from ..cache_fence import FLUSH_ALL, glob_escape
 from ..redis_connect import CLUSTER, connect, parse_redis_url
 
 # KEYS[1] = epoch key, KEYS[2] = entry key, KEYS[3..] = tag sets; ARGV = epoch seen, value, ttl ms.
@@ -110,6 +111,25 @@ class RedisBackend:
             pipe.srem(tag_set, *names)
         pipe.publish(self.channel, message)
         return (await pipe.execute())[0]
+
+    async def flush_entries(self) -> int:
+        """Every entry and tag set under the prefix, CHUNK names per call (what an overflow of remembered
+        invalidations becomes, see Cache). The epoch changes first (fills that read before are refused);
+        the epoch, the fence's marker and the near caches' registry stay; `*` on the channel empties
+        every near cache. Returns how many names were deleted."""
+        await self.client.set(self.epoch_key, os.urandom(12).hex())
+        deleted = 0
+        for kind in ("k:", "t:"):
+            batch: list[bytes] = []
+            async for name in self.client.scan_iter(match=glob_escape(self.prefix + kind) + "*", count=1000):
+                batch.append(name)
+                if len(batch) >= CHUNK:
+                    deleted += await self.client.unlink(*batch)
+                    batch = []
+            if batch:
+                deleted += await self.client.unlink(*batch)
+        await self.client.publish(self.channel, FLUSH_ALL)
+        return deleted
 
     @property
     def channel(self) -> str:
