@@ -420,6 +420,35 @@ async def test_more_invalidations_than_can_be_remembered_flush_every_entry_when_
     assert not cache._flush_all_pending
 
 
+async def test_a_read_during_the_flush_of_remembered_invalidations_waits_for_it(monkeypatch):
+    """Redis is back; one read starts sending what was missed. A second read at that moment must not find
+    the list already taken and read the entry the flush has not dropped yet."""
+    backend = FlakyBackend()
+    cache = Cache(backend, TIMEOUT)
+    loader = Loader(b"old")
+    await cache.read_through("u1", 300, loader)
+    backend.down = True
+    await cache.invalidate(keys=("u1",))
+    backend.down = False
+    jump_clock(monkeypatch, Cache.PAUSE_AFTER_ERROR + 0.01)
+    release = asyncio.Event()
+    real = backend.invalidate
+
+    async def slow_invalidate(keys, tags):
+        await release.wait()
+        return await real(keys, tags)
+
+    monkeypatch.setattr(backend, "invalidate", slow_invalidate)
+    loader.value = b"new"
+    first = asyncio.create_task(cache.read_through("other", 300, Loader(b"x")))  # starts the flush
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(cache.read_through("u1", 300, loader))
+    await asyncio.sleep(0.01)
+    release.set()
+    await first
+    assert await second == b"new"
+
+
 async def test_a_flush_that_fails_halfway_keeps_what_was_not_sent(monkeypatch):
     backend = FlakyBackend()
     cache = Cache(backend, TIMEOUT)

@@ -39,6 +39,9 @@ class Cache:
         self._pending: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
         self._pending_names = 0
         self._flush_all_pending = False  # more was missed than could be remembered: flush everything
+        # One flush at a time, and every other backend call waits for it: a call that found the list
+        # already taken by a flush in progress would read entries it has not dropped yet.
+        self._flush_lock = asyncio.Lock()
         self.enabled = True
 
     @property
@@ -186,6 +189,11 @@ class Cache:
                   "every cached entry will be flushed when Redis is back", self.MAX_PENDING_NAMES)
 
     async def _flush_pending(self) -> None:
+        async with self._flush_lock:
+            if self._pending or self._flush_all_pending:
+                await self._send_pending()
+
+    async def _send_pending(self) -> None:
         if self._flush_all_pending:
             await self.backend.flush_entries()  # under the socket timeout per call; repeated if it fails
             self._flush_all_pending = False
@@ -212,7 +220,7 @@ class Cache:
             self.stats.errors += 1
             return fallback
         try:
-            if self._pending or self._flush_all_pending:
+            if self._pending or self._flush_all_pending or self._flush_lock.locked():
                 await self._flush_pending()
             async with asyncio.timeout(self.timeout if bounded else None):  # not wait_for: no task per call
                 if tracing.TRACER is None:
