@@ -417,11 +417,12 @@ def _rollback_choice(backend, count: int):
 
 
 def rollback_sql(database_url: str, count: int = 1) -> list[tuple[str, str]]:
-    """(id, rollback SQL) of what `rollback --count N` would run, without running anything."""
-    states = [m for m in drift_report(database_url).migrations if m.status == "applied"]
+    """(id, rollback SQL) of what `rollback --count N` would run, in its order (yoyo's: migration order
+    reversed, not applied time), without running anything."""
     files = _disk_files()
-    newest_first = sorted(states, key=lambda m: (m.applied_at or "", m.id), reverse=True)[:count]
-    return [(m.id, ledger.rollback_path(files[m.id]).read_text()) for m in newest_first]
+    with _backend(database_url) as backend:
+        chosen = [m.id for m in _rollback_choice(backend, count)]
+    return [(i, ledger.rollback_path(files[i]).read_text()) for i in chosen]
 
 
 _DROPS = re.compile(

@@ -389,3 +389,18 @@ async def test_dry_run_lists_what_apply_would_run_and_names_what_waits_for_an_ex
     assert "0099_needs_missing_extension" not in applied_ids(empty_database)
     code, out, _ = await asyncio.to_thread(run_main, ["--dry-run"], empty_database, monkeypatch, capsys)
     assert "nothing would run" in out and "0099_needs_missing_extension waits" in out
+
+
+async def test_rollback_dry_run_names_what_rollback_then_undoes(empty_database):
+    """On an upgraded database a migration numbered early is applied late (this release's 0017 after
+    0050): the dry run listed by applied time while yoyo rolls back in migration order."""
+    await asyncio.to_thread(migrate.apply, empty_database)
+    conn = await asyncpg.connect(empty_database)
+    try:
+        await conn.execute("UPDATE _yoyo_migration SET applied_at_utc = applied_at_utc + interval '1 hour' "
+                           "WHERE migration_id = '0017_stripe_lock_and_read'")
+    finally:
+        await conn.close()
+    shown = [i for i, _ in await asyncio.to_thread(migrate.rollback_sql, empty_database, 2)]
+    undone = await asyncio.to_thread(migrate.rollback, empty_database, count=2)
+    assert shown == undone
