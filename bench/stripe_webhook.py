@@ -51,11 +51,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(url: str, port: int, log: Path) -> subprocess.Popen:
+def start_server(url: str, port: int, log: Path, root: Path = ROOT) -> subprocess.Popen:
     env = dict(os.environ, DATABASE_URL=url, STRIPE_WEBHOOK_SECRET=SECRET, SERVICE_TOKENS="bench:bench-token:read",
                CACHE_ENABLED="false", LOG_LEVEL="WARNING", SWEEP_INTERVAL_SECONDS="0", REDIS_URL="")
     with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port)], cwd=ROOT, env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port)], cwd=root, env=env,
                                 stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -226,33 +226,54 @@ async def set_synchronous_commit(url: str, value: str) -> None:
         await conn.close()
 
 
-async def main(stored: int, events: int, users: int, rounds: int) -> dict:
+def export_tree(revision: str, into: Path) -> Path:
+    """The service as of `revision` (git archive), to run next to this one in the same rounds."""
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "archive", revision], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+async def main(stored: int, events: int, users: int, rounds: int, base_revision: str | None = None) -> dict:
     """Two databases side by side, one with no stored events and one with `stored`, each behind its own
-    server; rounds alternate between them (E F, F E, ...) so a drifting machine load hits both alike."""
-    urls = {"empty": await create_database("aw_bench_stripe"), "full": await create_database("aw_bench_stripe")}
+    server; rounds alternate between them (E F, F E, ...) so a drifting machine load hits both alike.
+    With `base_revision`, a third empty database behind the service as of that revision joins the
+    rounds (its own migrations), for a before/after ratio taken under the same load."""
+    names = ["empty", "full"] + (["base"] if base_revision else [])
+    urls = {name: await create_database("aw_bench_stripe") for name in names}
     log = Path("/tmp") / f"aw_bench_stripe_{os.getpid()}.log"
+    roots = {name: ROOT for name in names}
     procs: dict[str, subprocess.Popen] = {}
     try:
-        for url in urls.values():
-            await asyncio.to_thread(migrate.apply, url)
+        for name, url in urls.items():
+            if name == "base":
+                roots["base"] = export_tree(base_revision, Path("/tmp") / f"aw_bench_stripe_base_{os.getpid()}")
+                subprocess.run([sys.executable, "-m", "service", "migrate"], cwd=roots["base"], check=True,
+                               env=dict(os.environ, DATABASE_URL=url), capture_output=True)
+            else:
+                await asyncio.to_thread(migrate.apply, url)
             await seed_links(url, users)
         result: dict = {"seeded 1M in s": round(await seed_stored(urls["full"], stored), 1)}
         subs = {name: Subscriptions(users, "bench") for name in urls}
         ports = {name: free_port() for name in urls}
         for name, url in urls.items():
-            procs[name] = await asyncio.to_thread(start_server, url, ports[name], log)
+            procs[name] = await asyncio.to_thread(start_server, url, ports[name], log, roots[name])
         base = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
         result["commit floor before (1-row INSERT transactions/s, sequential)"] = await commit_floor(urls["empty"])
-        rates: dict = {"empty": [], "full": []}
+        rates: dict = {name: [] for name in names}
+        label = {"empty": "empty", "full": f"{stored:,} stored", "base": f"empty, service as of {base_revision}"}
         for r in range(rounds):
-            for name in (("empty", "full") if r % 2 == 0 else ("full", "empty")):
+            for name in (names if r % 2 == 0 else names[::-1]):
                 figures = await measure(base[name], subs[name], events)
                 rates[name].append(figures)
-                result[f"round {r + 1} {name if name == 'empty' else f'{stored:,} stored'}"] = figures
-        for mode in ("sequential", "8 senders"):
-            ratios = [f[mode]["events/s"] / e[mode]["events/s"] for e, f in zip(rates["empty"], rates["full"])]
-            result[f"ratio {mode} per round (stored/empty)"] = [round(x, 3) for x in ratios]
-            result[f"ratio {mode} median"] = round(sorted(ratios)[len(ratios) // 2], 3)
+                result[f"round {r + 1} {label[name]}"] = figures
+        pairs = [("stored/empty", "full", "empty")] + ([("this/base", "empty", "base")] if base_revision else [])
+        for title, top, bottom in pairs:
+            for mode in ("sequential", "8 senders"):
+                ratios = [t[mode]["events/s"] / b[mode]["events/s"] for t, b in zip(rates[top], rates[bottom])]
+                key = "" if title == "stored/empty" else f" {title}"
+                result[f"ratio{key} {mode} per round ({title})"] = [round(x, 3) for x in ratios]
+                result[f"ratio{key} {mode} median"] = round(sorted(ratios)[len(ratios) // 2], 3)
         result["one subscription, empty"] = await one_subscription(base["empty"], subs["empty"])
         result[f"one subscription, {stored:,} stored"] = await one_subscription(base["full"], subs["full"])
         result["commit floor after"] = await commit_floor(urls["empty"])
@@ -277,5 +298,6 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=1500)
     parser.add_argument("--users", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--base", default=None, help="git revision to measure alongside (before/after ratio)")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.stored, args.events, args.users, args.rounds)), indent=2))
+    print(json.dumps(asyncio.run(main(args.stored, args.events, args.users, args.rounds, args.base)), indent=2))
