@@ -14,14 +14,23 @@ complete with a database comment, so later runs reuse it. At --scale 1: 1M users
 Times are "server time" as seen by one sequential client in the same process (aiohttp test server,
 nothing else in flight): each request is sent `--requests` times and p50/p99 are taken over those
 samples. The count cache is off (LIST_COUNT_CACHE_SECONDS=0), so every list request pays its count.
-The sweeps run on a copy of the database (CREATE DATABASE ... TEMPLATE), which is dropped afterwards,
-while four readers do user reads and session lookups; their longest answer is the figure to watch.
+The sweeps run on a copy of the database (CREATE DATABASE ... TEMPLATE, STRATEGY FILE_COPY: a WAL-logged
+copy would put the 5 GB data set in the WAL and checkpoint it while the sweeps are measured), which is
+dropped afterwards, while four readers do user reads and session lookups; their longest answer is the
+figure to watch, next to the same readers' answers with no sweep running (the "none" row).
+
+The requests go through the test server's plain client session and each answer is released: aiohttp's
+TestClient keeps every response it returns (to close them at the end), so 60,000 reads made the process's
+full garbage collections take 0.1-2 s each, stopping the event loop that also runs the server and the
+sweep. That was the "1-3 s stall during the sweeps" of the first runs (bench/RESULTS.md). As `serve` does,
+start-up objects are frozen (gc.freeze) once the app is up.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import platform
 import sys
@@ -141,7 +150,10 @@ async def ensure_dataset(admin_url: str, name: str, n: dict, rebuild: bool) -> t
             "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1", name)
         if comment == MARK and not rebuild:
             log(f"reusing {name}")
-            return url_of(admin_url, name), {}
+            url = url_of(admin_url, name)
+            # Migrations added since the data set was built (their indexes are what is measured).
+            await asyncio.to_thread(migrate.apply, url)
+            return url, {}
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -173,16 +185,28 @@ def pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] * 1000
 
 
+async def call(client, method: str, path: str, headers=READ, json=None) -> tuple[int, bytes]:
+    """One request through the client's session, released at once (TestClient.request would keep it)."""
+    async with client.session.request(method, client.make_url(path), headers=headers, json=json) as r:
+        return r.status, await r.read()
+
+
+async def start(app) -> TestClient:
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    gc.collect()
+    gc.freeze()  # as `serve` does once the pools are open (service/server.py)
+    return client
+
+
 async def timed(client, method: str, path: str, count: int, **kwargs) -> dict:
     samples, status = [], None
     for i in range(count):
         p = path(i) if callable(path) else path
         body = kwargs["json"](i) if callable(kwargs.get("json")) else kwargs.get("json")
         t = time.perf_counter()
-        r = await client.request(method, p, headers=kwargs.get("headers", READ), json=body)
-        await r.read()
+        status, _ = await call(client, method, p, kwargs.get("headers", READ), body)
         samples.append(time.perf_counter() - t)
-        status = r.status
     return {"p50": pct(samples, 0.5), "p99": pct(samples, 0.99), "max": max(samples) * 1000, "status": status}
 
 
@@ -209,8 +233,7 @@ class _Query(dict):
 async def measure_requests(url: str, n: dict, count: int) -> list[tuple[str, dict]]:
     settings = make_settings(url, None, cache_enabled=False, list_count_cache_seconds=0, bcrypt_rounds=4,
                              pool_max_size=4)
-    client = TestClient(TestServer(create_app(settings)))
-    await client.start_server()
+    client = await start(create_app(settings))
     users = n["users"]
 
     def user_id(i: int) -> str:
@@ -218,9 +241,9 @@ async def measure_requests(url: str, n: dict, count: int) -> list[tuple[str, dic
 
     results = []
     try:
-        r = await client.put(f"/v1/users/{user_id(0)}/password", json={"password": "correct horse battery"},
-                             headers=WRITE)
-        assert r.status in (200, 204), await r.text()
+        status, body = await call(client, "PUT", f"/v1/users/{user_id(0)}/password", WRITE,
+                                  {"password": "correct horse battery"})
+        assert status in (200, 204), body
         middle = users // 2
         cursors = {sort: await deep_cursor(url, sort, middle) for sort in ("-createdAt", "-createdAt,id")}
         cases = [
@@ -236,7 +259,10 @@ async def measure_requests(url: str, n: dict, count: int) -> list[tuple[str, dic
             ("search e-mail substring, rare: email=ilike.*meyer12345*", "/v1/users?email=ilike.*meyer12345*"),
             ("search e-mail substring, common: email=ilike.*gmail*", "/v1/users?email=ilike.*gmail*"),
             ("search e-mail prefix: email=like.emma.rossi4*", "/v1/users?email=like.emma.rossi4*"),
+            ("search e-mail prefix, any case: email=ilike.Emma.Rossi4*", "/v1/users?email=ilike.Emma.Rossi4*"),
             ("search name: name=ilike.*greta berg*", "/v1/users?name=ilike.*greta berg*"),
+            ("search name, sorted by name: name=ilike.*greta berg*&sort=name",
+             "/v1/users?name=ilike.*greta berg*&sort=name"),
             ("GET /v1/users?sort=email", "/v1/users?sort=email"),
             ("GET /v1/users?sort=name (refused: needs another filter)", "/v1/users?sort=name"),
             ("GET /v1/users?page=1000&limit=10 (deepest offset page)", "/v1/users?page=1000&limit=10"),
@@ -272,28 +298,27 @@ async def measure_requests(url: str, n: dict, count: int) -> list[tuple[str, dic
     return results
 
 
-async def measure_sweeps(admin_url: str, name: str, batch: int) -> dict:
+async def measure_sweeps(admin_url: str, name: str, batch: int, control_seconds: float = 20.0) -> dict:
     copy = f"{name}_sweep"
     admin = await asyncpg.connect(admin_url)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
         t = time.perf_counter()
-        await admin.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{name}"')
+        await admin.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{name}" STRATEGY FILE_COPY')
         log(f"copied the data set for the sweeps in {time.perf_counter() - t:.0f} s")
     finally:
         await admin.close()
     url = url_of(admin_url, copy)
     try:
         settings = make_settings(url, None, cache_enabled=False, sweep_batch_size=batch, pool_max_size=6)
-        client = TestClient(TestServer(create_app(settings)))
-        await client.start_server()
+        client = await start(create_app(settings))
         conn = await asyncpg.connect(url)
         tokens = [r["sessionToken"] for r in await conn.fetch(
             "SELECT \"sessionToken\" FROM sessions WHERE expires > now() AT TIME ZONE 'UTC' LIMIT 2000")]
         ids = [r["id"] for r in await conn.fetch("SELECT id FROM users LIMIT 2000")]
         out = {}
         try:
-            for table in sweeps.SWEEPS:
+            for table in ("none", *sweeps.SWEEPS):  # "none": the readers alone, for comparison
                 latencies: list[float] = []
                 done = asyncio.Event()
 
@@ -303,17 +328,20 @@ async def measure_sweeps(admin_url: str, name: str, batch: int) -> dict:
                         i += 4
                         t = time.perf_counter()
                         if i % 2:
-                            r = await client.post("/v1/sessions/lookup", json={"sessionToken": tokens[i % len(tokens)]},
-                                                  headers=READ)
+                            await call(client, "POST", "/v1/sessions/lookup",
+                                       json={"sessionToken": tokens[i % len(tokens)]})
                         else:
-                            r = await client.get(f"/v1/users/{ids[i % len(ids)]}", headers=READ)
-                        await r.read()
+                            await call(client, "GET", f"/v1/users/{ids[i % len(ids)]}")
                         latencies.append(time.perf_counter() - t)
 
                 lsn = await conn.fetchval("SELECT pg_current_wal_lsn()")
                 readers = [asyncio.create_task(reader(k)) for k in range(4)]
                 t = time.perf_counter()
-                result = await sweeps.sweep_table(client.server.app[DEPS], table, batch)
+                if table == "none":
+                    await asyncio.sleep(control_seconds)
+                    result = sweeps.SweepResult(0, 0, 0.0)
+                else:
+                    result = await sweeps.sweep_table(client.server.app[DEPS], table, batch)
                 elapsed = time.perf_counter() - t
                 done.set()
                 await asyncio.gather(*readers)
@@ -321,9 +349,10 @@ async def measure_sweeps(admin_url: str, name: str, batch: int) -> dict:
                 dead = await conn.fetchval("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = $1", table)
                 out[table] = {"rows": result.count, "seconds": elapsed, "batches": result.batches,
                               "longest_batch_ms": result.longestBatchMs, "rows_per_s": result.count / elapsed,
-                              "wal_mb": float(wal) / 1e6, "dead_after": dead, "reads": len(latencies),
-                              "read_p50": pct(latencies, 0.5), "read_p99": pct(latencies, 0.99),
-                              "read_max": max(latencies) * 1000}
+                              "physical": result.physicalOrder, "wal_mb": float(wal) / 1e6, "dead_after": dead or 0,
+                              "reads": len(latencies), "read_p50": pct(latencies, 0.5),
+                              "read_p99": pct(latencies, 0.99), "read_max": max(latencies) * 1000,
+                              "over_100ms": sum(1 for x in latencies if x > 0.1)}
                 log(f"sweep {table}: {out[table]}")
         finally:
             await conn.close()
@@ -335,11 +364,13 @@ async def measure_sweeps(admin_url: str, name: str, batch: int) -> dict:
     return out
 
 
-def report(n: dict, build: dict, requests: list, swept: dict, count: int, batch: int, elapsed: float) -> str:
+def report(n: dict, build: dict, requests: list, swept: dict, count: int, batch: int, elapsed: float,
+           loads: list[str]) -> str:
     lines = [BEGIN, "", "## Scale: 1M users (bench/scale.py)", "",
              (f"`nice .venv/bin/python bench/scale.py` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
               f"{os.cpu_count()} cores shared with other jobs (noisy: compare rows of one run), "
-              f"Python {platform.python_version()}, PostgreSQL on the same machine; {elapsed / 60:.0f} min in all."),
+              f"Python {platform.python_version()}, PostgreSQL on the same machine; {elapsed / 60:.0f} min in all; "
+              f"load average (1, 5, 15 min) {' at the start, '.join(loads)} at the end."),
              "", "Data set: " + ", ".join(f"{v:,} {k}" for k, v in n.items())
              + " (sessions and tokens half expired, charts 60% expired).", ""]
     if build:
@@ -350,13 +381,16 @@ def report(n: dict, build: dict, requests: list, swept: dict, count: int, batch:
         lines.append(f"| {name} | {r['status']} | {r['p50']:.1f} | {r['p99']:.1f} | {r['max']:.1f} |")
     if swept:
         lines += ["", (f"Sweeps (batch {batch:,}, `SWEEP_PAUSE_MS` 20) on a copy, with 4 readers "
-                       "(user reads and session lookups) running meanwhile:"), "",
-                  ("| table | rows | s | rows/s | batches | longest batch ms | WAL MB | dead rows after | "
-                   "reads | read p50 ms | read p99 ms | read max ms |"), "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                       "(user reads and session lookups) running meanwhile; \"none\": the readers alone. "
+                       "WAL is the server's (other databases' writes included):"), "",
+                  ("| table | rows | s | rows/s | batches | physical order | longest batch ms | WAL MB | "
+                   "dead rows after | reads | read p50 ms | read p99 ms | read max ms | reads > 100 ms |"),
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for table, s in swept.items():
             lines.append(f"| {table} | {s['rows']:,} | {s['seconds']:.1f} | {s['rows_per_s']:,.0f} | {s['batches']} | "
-                         f"{s['longest_batch_ms']:.0f} | {s['wal_mb']:.0f} | {s['dead_after']:,} | {s['reads']:,} | "
-                         f"{s['read_p50']:.1f} | {s['read_p99']:.1f} | {s['read_max']:.1f} |")
+                         f"{'yes' if s['physical'] else 'no'} | {s['longest_batch_ms']:.0f} | {s['wal_mb']:.0f} | "
+                         f"{s['dead_after']:,} | {s['reads']:,} | {s['read_p50']:.1f} | {s['read_p99']:.1f} | "
+                         f"{s['read_max']:.1f} | {s['over_100ms']} |")
     lines += ["", END]
     return "\n".join(lines)
 
@@ -372,6 +406,10 @@ def write_results(block: str) -> None:
     RESULTS.write_text(text)
 
 
+def _load() -> str:
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 async def main(args) -> None:
     admin_url = os.environ["DATABASE_URL"]
     n = sizes(args.scale)
@@ -382,10 +420,12 @@ async def main(args) -> None:
         await admin.close()
         return
     started = time.perf_counter()
+    loads = [_load()]
     url, build = await ensure_dataset(admin_url, name, n, args.rebuild)
     requests = await measure_requests(url, n, args.requests)
     swept = {} if args.no_sweeps else await measure_sweeps(admin_url, name, args.batch)
-    block = report(n, build, requests, swept, args.requests, args.batch, time.perf_counter() - started)
+    loads.append(_load())
+    block = report(n, build, requests, swept, args.requests, args.batch, time.perf_counter() - started, loads)
     print(block)
     if args.write:
         write_results(block)

@@ -24,8 +24,9 @@ def sweep(settings) -> int:
             return await sweep_all(deps)
 
     for table, result in asyncio.run(run()).items():
+        backlog = "; a backlog, in physical order" if result.physicalOrder else ""
         print(f"{table}: deleted {result.count} expired row(s) in {result.batches} batch(es); "
-              f"longest batch {result.longestBatchMs} ms")
+              f"longest batch {result.longestBatchMs} ms{backlog}")
     return 0
 
 

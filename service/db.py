@@ -259,6 +259,15 @@ class Database:
             self.pool.terminate()
 
 
+async def planned_rows(conn, sql: str, args) -> int:
+    """The rows the planner expects `sql` to return (one EXPLAIN, no execution). The top node of the rows'
+    own plan (as PostgREST does): under count(*) the child may be a Gather of partial aggregates whose
+    "Plan Rows" is the number of workers, not of rows."""
+    plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql, *args)
+    plan = msgspec.json.decode(plan) if isinstance(plan, (str, bytes)) else plan
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
 def affected_rows(status: str) -> int:
     """'DELETE 3' -> 3: asyncpg's command status of execute()."""
     return int(status.rsplit(" ", 1)[-1])

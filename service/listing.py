@@ -7,8 +7,9 @@ sends becomes a `$n` parameter. Anything not declared is a 400 naming the parame
     GET /v1/users?email=ilike.*@example.com&limit=50&cursor=<nextCursor>&count=none
 
 What a request may cost (API.md § What a list request may cost, ListLimits): counts stop at a cap
-(count=auto), offsets at page x limit, and a filter or sort that no index serves is answered only when the
-index-backed conditions leave at most count_cap rows (the row budget).
+(count=auto; a lower one for searches), offsets at page x limit, and a filter or sort that no index serves is
+answered only when the index-backed conditions leave at most count_cap rows (the row budget; for searches,
+search_count_cap).
 """
 
 from __future__ import annotations
@@ -26,18 +27,23 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from .db import planned_rows
 from .problems import Problem, bad_request
 
 RESERVED = ("page", "limit", "sort", "select", "cursor", "count")
+# Columns of ListQuery.few_sql (no field has a colon): a search's matches, and the rows fetched to find them
+MATCHES, FETCHED = "matches:count", "matches:fetched"
 OPERATORS = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=",
              "like": "LIKE", "ilike": "ILIKE", "in": None, "is": None}
 DEFAULT_LIMIT, MAX_LIMIT = 10, 100
 ESTIMATE_EXACT_BELOW = 1000  # count=estimated counts exactly when the planner expects fewer rows
 COUNT_MODES = ("auto", "exact", "estimated", "none")
 TRIGRAM_RUN = 3  # pg_trgm finds rows by 3-character pieces: a shorter literal run cannot use the index
-# When the planner expects more than this many times count_cap rows, its figure is used without counting
-# (one EXPLAIN, well under a millisecond): counting even up to the cap through a search index first
-# builds the bitmap of every match (~100 ms for a substring in 10% of 1M e-mails).
+# When the planner expects more than this many times the cap rows, its figure is used without counting
+# (one EXPLAIN, well under a millisecond). For a substring search (through a trigram index) the planner's
+# word is taken as soon as it expects more than search_count_cap: counting even one row more first builds
+# the bitmap of every match (at 1M users: 9-38 ms to decode the posting lists of "greta berg", then 13-30
+# ms to recheck its 6,250 rows; bench/RESULTS.md).
 TRUST_ESTIMATE_ABOVE_CAP = 10
 
 
@@ -46,6 +52,9 @@ class ListLimits:
     """What one list request may cost (settings `list_*`); the defaults are the documented ones."""
 
     count_cap: int = 10_000  # count=auto counts exactly up to here, then asks the planner
+    # The same for a request with a like/ilike filter, and its row budget: a search that matches more
+    # rows than this is answered with the planner's estimate, and refuses unindexed sorts/filters.
+    search_count_cap: int = 1_000
     count_cache_seconds: float = 5.0  # a filter's total is reused this long (count=auto)
     max_offset_rows: int = 10_000  # page x limit; deeper pages go by cursor
     max_filters: int = 10
@@ -84,6 +93,9 @@ class Field:
         return self.indexed and self.index_gives_sort and (not self.nullable or self.nulls_first_index)
     # like/ilike is served by a pg_trgm GIN index (gin_trgm_ops) on this column.
     trigram: bool = False
+    # A btree on lower(column) text_pattern_ops: an ilike pattern that starts with a literal prefix is
+    # searched as lower(column) LIKE lower(pattern), an index range (see _condition).
+    lower_prefix_index: bool = False
 
     @property
     def sql(self) -> str:
@@ -148,7 +160,16 @@ class ListQuery:
     budget_args: list[Any] = field(default_factory=list)
     budget_param: str = ""
     budget_reason: str = ""
+    budget_cap: int = DEFAULT_LIMITS.count_cap  # the rows the index-backed conditions may leave
     expensive: bool = False  # runs under limits.expensive_timeout_ms
+    search: bool = False  # has a like/ilike filter: count=auto and the row budget stop at search_count_cap
+    trigram: bool = False  # one of its conditions is found through a trigram index (see _trust_above)
+    count_cap: int = DEFAULT_LIMITS.count_cap  # count=auto's cap for this request
+    offset: int = 0
+    # A search's page and its matches' count from its matches alone (args: `args`; see build_list_query)
+    few_sql: str | None = None
+    few_superset: bool = False  # few_sql fetches a superset of the matches (then rechecks them)
+    few_trigram: bool = False  # few_sql finds its matches through a trigram index
 
 
 class _Args:
@@ -204,15 +225,38 @@ def _longest_literal_run(pattern: str) -> int:
     return max((len(run) for run in re.split(r"[*_%]", pattern)), default=0)
 
 
-def _condition(f: Field, raw: str, args: _Args, param: str, limits: ListLimits) -> tuple[str, bool]:
-    """One filter as SQL, and whether an index serves it (see Field.indexed / Field.trigram)."""
+def _literal_prefix(sql_pattern: str) -> str:
+    """What every match of a LIKE pattern starts with: the text before its first wildcard (% or _) or
+    escape character (a backslash)."""
+    return re.split(r"[%_\\]", sql_pattern, maxsplit=1)[0]
+
+
+@dataclass(frozen=True)
+class _Condition:
+    sql: str
+    index: str | None  # the kind of index that serves it: "btree", "trigram" or None
+    # A case-sensitive like with a lowercase ASCII pattern: lower(column) LIKE pattern, a superset of its
+    # rows that the lower(...) btree reads as a range. Only the few-matches query of a search uses it, and
+    # rechecks `sql` on what it found (build_list_query).
+    superset: str | None = None
+
+
+def _lowercase_ascii(sql_pattern: str) -> bool:
+    """A pattern whose every match, lowered, still matches it: lowercase ASCII, no _ (one character may
+    lower to two) and no escapes. lower() leaves lowercase ASCII letters, digits and punctuation alone in
+    every locale; only uppercase letters (I in Turkish, final sigma...) lower differently by context."""
+    return sql_pattern.isascii() and sql_pattern == sql_pattern.lower() and not re.search(r"[_\\]", sql_pattern)
+
+
+def _condition(f: Field, raw: str, args: _Args, param: str, limits: ListLimits) -> _Condition:
+    """One filter as SQL, and what serves it (see Field.indexed, Field.trigram, Field.lower_prefix_index)."""
     negate = raw.startswith("not.")
     if negate:
         raw = raw[4:]
     op, dot, value = raw.partition(".")
     if not dot or op not in OPERATORS:
         raise bad_request(param, f"expected op.value with op one of {', '.join(OPERATORS)} (optionally not.)")
-    served = f.indexed
+    served = "btree" if f.indexed else None
     if op == "is":
         literal = {"null": "NULL", "true": "TRUE", "false": "FALSE"}.get(value.lower())
         if literal is None or (literal != "NULL" and f.kind != "bool"):
@@ -232,12 +276,29 @@ def _condition(f: Field, raw: str, args: _Args, param: str, limits: ListLimits) 
             raise bad_request(param, f"a {op} pattern may be at most {limits.max_pattern_length} characters long")
         pattern = parse_value(f, value, param)
         # pg_trgm extracts 3-character pieces; with fewer literal characters in a row it scans the index.
-        served = f.trigram and _longest_literal_run(pattern) >= TRIGRAM_RUN
-        sql = f"{f.sql} {OPERATORS[op]} {args.add(pattern.replace('*', '%'), 'text')}"
+        served = "trigram" if f.trigram and _longest_literal_run(pattern) >= TRIGRAM_RUN else None
+        sql_pattern = pattern.replace("*", "%")
+        prefix = _literal_prefix(sql_pattern)
+        if op == "ilike" and f.lower_prefix_index and len(prefix) >= TRIGRAM_RUN:
+            # In a multibyte (UTF8) database ILIKE *is* lower(text) LIKE lower(pattern) (PostgreSQL's like.c
+            # lowers both sides): the same rows, and with a literal prefix a range of the lower(...) btree.
+            # Through the trigram index a prefix decodes the posting lists of all its trigrams and rechecks
+            # every candidate row. (A case-sensitive like keeps its own condition, found through the trigram
+            # index: adding a redundant lower(...) range to it would make the planner multiply two
+            # selectivities of one condition and underestimate common prefixes a hundredfold. Only the
+            # few-matches query reads such a like through the range: see _Condition.superset.)
+            sql = f"lower({f.sql}) LIKE lower({args.add(sql_pattern, 'text')})"
+            served = "btree"
+        else:
+            placeholder = args.add(sql_pattern, "text")
+            sql = f"{f.sql} {OPERATORS[op]} {placeholder}"
+            if (op == "like" and f.lower_prefix_index and len(prefix) >= TRIGRAM_RUN
+                    and _lowercase_ascii(sql_pattern) and not negate):
+                return _Condition(sql, served, superset=f"lower({f.sql}) LIKE {placeholder}")
     else:
-        served = served and op != "neq"
+        served = "btree" if served and op != "neq" else None
         sql = f"{f.sql} {OPERATORS[op]} {args.add(parse_value(f, value, param), f.sql_type)}"
-    return (f"NOT ({sql})", False) if negate else (sql, served)
+    return _Condition(f"NOT ({sql})", None) if negate else _Condition(sql, served)
 
 
 # ---- the whole query ------------------------------------------------------------------------------
@@ -347,6 +408,11 @@ def build_list_query(spec: ListSpec, query, fixed_args: list[Any] = (),
     served_where = list(spec.fixed_where)
     unserved: list[tuple[str, str]] = []  # (parameter, why) of the conditions no index serves
     patterns = filters = 0
+    trigram = False  # a condition found through a trigram index (its count and budget: _trust_above)
+    few_trigram = False  # ... and one that the few-matches query cannot read as a btree range instead
+    access: list[str] = list(spec.fixed_where)  # the few-matches query's conditions (supersets for some)
+    recheck: list[str] = []  # the exact conditions of those supersets, checked on what they found
+    recheck_fields: list[str] = []
     for name in dict.fromkeys(query):  # each name once: getall() below reads all of its values
         if name in RESERVED:
             continue
@@ -357,11 +423,20 @@ def build_list_query(spec: ListSpec, query, fixed_args: list[Any] = (),
             filters += 1
             if filters > limits.max_filters:
                 raise bad_request(name, f"a list takes at most {limits.max_filters} filters")
-            sql, served = _condition(f, raw, args, name, limits)
+            condition = _condition(f, raw, args, name, limits)
+            sql, index = condition.sql, condition.index
             where.append(sql)
             is_pattern = raw.removeprefix("not.").partition(".")[0] in ("like", "ilike")
             patterns += is_pattern
-            if served:
+            trigram = trigram or index == "trigram"
+            few_trigram = few_trigram or (index == "trigram" and condition.superset is None)
+            if condition.superset is None:
+                access.append(sql)
+            else:
+                access.append(condition.superset)
+                recheck.append(sql)
+                recheck_fields.append(f.name)
+            if index:
                 served_where.append(sql)
             else:
                 why = ("a search needs 3 characters in a row without wildcards" if is_pattern and f.trigram
@@ -373,12 +448,14 @@ def build_list_query(spec: ListSpec, query, fixed_args: list[Any] = (),
     leading = sort[0][0]
     if not leading.sort_indexed:
         unserved.append(("sort", f"no index serves a sort by {leading.name!r}"))
+    search = patterns > 0
+    cap = min(limits.search_count_cap, limits.count_cap) if search else limits.count_cap
     budget_sql = budget_estimate_sql = None
     budget_param = budget_reason = ""
     if unserved and not spec.bounded:
         budget_param, budget_reason = unserved[0]
         served_sql, budget_args = _renumber(" AND ".join(served_where) or "TRUE", filter_args)
-        budget_sql = _capped_count_sql(spec.table, served_sql, limits.count_cap)
+        budget_sql = _capped_count_sql(spec.table, served_sql, cap)
         budget_estimate_sql = f"SELECT 1 FROM {spec.table} WHERE {served_sql}"
     else:
         budget_args = []
@@ -386,13 +463,15 @@ def build_list_query(spec: ListSpec, query, fixed_args: list[Any] = (),
     cursor_raw = query.get("cursor")
     cursor_mode = cursor_raw is not None
     page_where = filter_sql
+    keyset_sql = "TRUE"
     if cursor_mode:
         if "page" in query:
             raise bad_request("cursor", "use either page or cursor, not both")
         nullable = [f.name for f, _ in sort if f.nullable]
         if nullable:
             raise bad_request("cursor", f"cursor paging needs a sort on non-null fields, not {nullable[0]!r}")
-        page_where = f"{filter_sql} AND {_keyset(sort, _decode_cursor(spec, sort, cursor_raw), args)}"
+        keyset_sql = _keyset(sort, _decode_cursor(spec, sort, cursor_raw), args)
+        page_where = f"{filter_sql} AND {keyset_sql}"
 
     # The sort fields are always read (the next cursor is made of them), and left out of the answer
     # unless selected.
@@ -400,20 +479,49 @@ def build_list_query(spec: ListSpec, query, fixed_args: list[Any] = (),
     order = ", ".join(f"{f.sql} {'DESC' if d else 'ASC'}{' NULLS LAST' if d else ' NULLS FIRST'}"
                       if f.nullable else f"{f.sql} {'DESC' if d else 'ASC'}" for f, d in sort)
     offset = 0 if cursor_mode else (page - 1) * limit
-    sql = (f"SELECT {', '.join(spec.by_name[c].sql + ' AS ' + _quote(c) for c in columns)} "
-           f"FROM {spec.table} WHERE {page_where} ORDER BY {order} "
-           f"LIMIT {args.add(limit + 1, 'integer')} OFFSET {args.add(offset, 'integer')}")
-    count_sql = estimate_sql = None
+    selected = ", ".join(spec.by_name[c].sql + " AS " + _quote(c) for c in columns)
+    page_limit = f"LIMIT {args.add(limit + 1, 'integer')} OFFSET {args.add(offset, 'integer')}"
+    if offset:
+        # The rows skipped are found by their keys alone, then only the page's rows are read: where an
+        # index holds the filters, the sort and the key (("createdAt", id)), the offset is an index-only
+        # scan instead of a heap fetch per skipped row (page 1,000 of 10 users: 22 -> 2 ms at 1M users).
+        key = spec.by_name[spec.key].sql
+        sql = (f"SELECT {selected} FROM {spec.table} WHERE {key} IN "
+               f"(SELECT {key} FROM {spec.table} WHERE {page_where} ORDER BY {order} {page_limit}) "
+               f"ORDER BY {order}")
+    else:
+        sql = f"SELECT {selected} FROM {spec.table} WHERE {page_where} ORDER BY {order} {page_limit}"
+    few_sql = None
+    if search:
+        # A search the planner expects to match at most the cap (10 x the cap when no trigram index is
+        # involved: a btree range is cheap to cut short) is answered from its matches alone: fetched (the
+        # bitmap of a trigram search, the range of a prefix), sorted for the page and counted, in one
+        # statement. Left to itself the planner may walk the sort's index and test each row instead, as it
+        # prices a row of that walk far below what reading it and testing a pattern cost: 20,000 rows and
+        # 40 ms for a prefix 694 of 1M users have, whose matches take 1.5 ms. Past the cap the matches are
+        # cut short, and the page comes from the usual query (_run). With a superset (_Condition.superset)
+        # the matches are fetched by it and its exact condition is checked on them, so the fields that
+        # condition tests are fetched too.
+        fetched = ", ".join(spec.by_name[c].sql + " AS " + _quote(c)
+                            for c in dict.fromkeys([*columns, *recheck_fields]))
+        exact = " AND ".join(recheck) or "TRUE"
+        few_sql = (f"WITH matches AS MATERIALIZED (SELECT {fetched} FROM {spec.table} WHERE "
+                   f"{' AND '.join(access) or 'TRUE'} LIMIT {cap + 1}) "
+                   f"SELECT *, (SELECT count(*) FROM matches WHERE {exact}) AS {_quote(MATCHES)}, "
+                   f"(SELECT count(*) FROM matches) AS {_quote(FETCHED)} "
+                   f"FROM matches WHERE {exact} AND {keyset_sql} ORDER BY {order} {page_limit}")
+    count_sql = None
+    estimate_sql = f"SELECT 1 FROM {spec.table} WHERE {filter_sql}"
     if count_mode == "auto":
-        count_sql = _capped_count_sql(spec.table, filter_sql, limits.count_cap)
-        estimate_sql = f"SELECT 1 FROM {spec.table} WHERE {filter_sql}"
+        count_sql = _capped_count_sql(spec.table, filter_sql, cap)
     elif count_mode != "none":
         count_sql = f"SELECT count(*) FROM {spec.table} WHERE {filter_sql}"
-        estimate_sql = f"SELECT 1 FROM {spec.table} WHERE {filter_sql}"
     return ListQuery(sql, args.values, count_sql, filter_args, count_mode, page, limit, select, sort,
                      cursor_mode, spec, estimate_sql, limits, budget_sql=budget_sql,
                      budget_estimate_sql=budget_estimate_sql, budget_args=budget_args, budget_param=budget_param,
-                     budget_reason=budget_reason, expensive=bool(patterns) or count_mode == "exact")
+                     budget_reason=budget_reason, budget_cap=cap, expensive=search or count_mode == "exact",
+                     search=search, trigram=trigram, count_cap=cap, offset=offset, few_sql=few_sql,
+                     few_superset=bool(recheck), few_trigram=few_trigram)
 
 
 def _capped_count_sql(table: str, where: str, cap: int) -> str:
@@ -476,7 +584,11 @@ async def run_list_query(conn, q: ListQuery, transform=None, counts: CountCache 
         return await _run(conn, q, transform, counts)
     try:
         async with conn.transaction(readonly=True):
-            await conn.execute(f"SET LOCAL statement_timeout = {int(q.limits.expensive_timeout_ms)}")
+            # Custom plans only: a search's plan depends on its pattern (a rare one is a bitmap of its
+            # matches, a common one walks the sort's index, an ilike prefix is a btree range), and a
+            # generic plan made for any pattern would be one of these for all of them.
+            await conn.execute(f"SET LOCAL statement_timeout = {int(q.limits.expensive_timeout_ms)}; "
+                               "SET LOCAL plan_cache_mode = force_custom_plan")
             return await _run(conn, q, transform, counts)
     except asyncpg.QueryCanceledError:
         raise ListTimeout(q.limits, retry_after) from None
@@ -485,26 +597,55 @@ async def run_list_query(conn, q: ListQuery, transform=None, counts: CountCache 
 async def _run(conn, q: ListQuery, transform, counts: CountCache | None) -> dict:
     if q.budget_sql is not None:
         async def rows_left():
-            planned = await _planned_rows(conn, q.budget_estimate_sql, q.budget_args)
-            if planned > q.limits.count_cap * TRUST_ESTIMATE_ABOVE_CAP:
-                return q.limits.count_cap + 1  # clearly over: refused without counting
+            planned = await planned_rows(conn, q.budget_estimate_sql, q.budget_args)
+            if planned > q.budget_cap * _trust_above(q):
+                return q.budget_cap + 1  # clearly over: refused without counting
             return await conn.fetchval(q.budget_sql, *q.budget_args)
 
         within = await _cached(counts, ("budget", q.budget_sql, repr(q.budget_args)), q.limits, rows_left)
-        if within > q.limits.count_cap:
-            raise bad_request(q.budget_param, f"needs another filter: {q.budget_reason}, and the indexed filters "
-                                              f"leave more than {q.limits.count_cap} rows")
-    rows = await conn.fetch(q.sql, *q.args)
+        if within > q.budget_cap:
+            what = "the search and the indexed filters leave" if q.search else "the indexed filters leave"
+            raise bad_request(q.budget_param, f"needs another filter: {q.budget_reason}, and {what} "
+                                              f"more than {q.budget_cap} rows")
+    expected = matches = None
+    over = False  # the search matched more than the cap (its matches were cut short)
+    if q.few_sql is not None:
+        expected = await planned_rows(conn, q.estimate_sql, q.count_args)
+        if expected <= q.count_cap * (1 if q.few_trigram else TRUST_ESTIMATE_ABOVE_CAP):
+            rows = await conn.fetch(q.few_sql, *q.args)
+            # Cut short (more rows fetched than the cap: some matches may be missing), or an empty page
+            # (the counts came with no row): the page as usual. Without a superset, cut short means more
+            # matches than the cap.
+            cut_short = bool(rows) and rows[0][FETCHED] > q.count_cap
+            matches = rows[0][MATCHES] if rows and not cut_short else None
+            over = cut_short and not q.few_superset
+    if matches is None:
+        rows = await conn.fetch(q.sql, *q.args)
     has_next = len(rows) > q.limit
     rows = rows[: q.limit]
-    data = [transform(dict(r)) if transform else dict(r) for r in rows]
+    # The last page of an offset walk (its rows, or page 1 without any) gives the exact total for free:
+    # the rows skipped plus the rows here. No count to run, whatever the mode.
+    seen = None if has_next or q.cursor_mode or (not rows and q.offset) else q.offset + len(rows)
+    seen = matches if matches is not None else seen
+    data = [dict(r) for r in rows]
+    if matches is not None:
+        for item in data:
+            del item[MATCHES], item[FETCHED]
+    data = [transform(item) for item in data] if transform else data
     # no cursor to hand out when the sort has a nullable field: build_list_query refuses to follow it
     keyset = not any(f.nullable for f, _ in q.sort)
     next_cursor = encode_cursor(q.spec, q.sort, data[-1]) if has_next and data and keyset else None
     for item in data:
         for extra in [k for k in item if k not in q.select]:
             del item[extra]
-    total, estimated = await _count(conn, q, counts)
+    if q.count_sql is None:
+        total, estimated = None, False
+    elif seen is not None:
+        total, estimated = seen, False
+    elif over and q.count_mode == "auto":
+        total, estimated = max(expected, q.count_cap + 1), True
+    else:
+        total, estimated = await _count(conn, q, counts, expected)
     return {
         "data": data,
         "pagination": {
@@ -525,29 +666,28 @@ async def _cached(counts: CountCache | None, key: tuple, limits: ListLimits, loa
     return value
 
 
-async def _estimate(conn, q: ListQuery) -> int:
-    return await _planned_rows(conn, q.estimate_sql, q.count_args)
+async def _estimate(conn, q: ListQuery, expected: int | None = None) -> int:
+    return expected if expected is not None else await planned_rows(conn, q.estimate_sql, q.count_args)
 
 
-async def _planned_rows(conn, sql: str, args: list) -> int:
-    # The top node of the rows' own plan (as PostgREST does): under count(*) the child may be a
-    # Gather of partial aggregates whose "Plan Rows" is the number of workers, not of rows.
-    plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql, *args)
-    plan = msgspec.json.decode(plan) if isinstance(plan, (str, bytes)) else plan
-    return int(plan[0]["Plan"]["Plan Rows"])
+def _trust_above(q: ListQuery) -> int:
+    """How many times its cap a request's rows must be expected to be to take the planner's word: counting
+    through a trigram index costs the bitmap of every match, so there the word is taken above the cap."""
+    return 1 if q.trigram else TRUST_ESTIMATE_ABOVE_CAP
 
 
-async def _count(conn, q: ListQuery, counts: CountCache | None) -> tuple[int | None, bool]:
-    """(total, whether it is the planner's estimate)."""
+async def _count(conn, q: ListQuery, counts: CountCache | None,
+                 expected: int | None = None) -> tuple[int | None, bool]:
+    """(total, whether it is the planner's estimate); `expected`: the planner's figure if already asked."""
     if q.count_sql is None:
         return None, False
     if q.count_mode == "auto":
         async def load():
-            estimate = await _estimate(conn, q)
-            if estimate > q.limits.count_cap * TRUST_ESTIMATE_ABOVE_CAP:
+            estimate = await _estimate(conn, q, expected)
+            if estimate > q.count_cap * _trust_above(q):
                 return estimate, True
             capped = await conn.fetchval(q.count_sql, *q.count_args)
-            if capped <= q.limits.count_cap:
+            if capped <= q.count_cap:
                 return capped, False
             # More than the cap: the planner's figure, never below what was just counted.
             return max(estimate, capped), True
@@ -555,7 +695,7 @@ async def _count(conn, q: ListQuery, counts: CountCache | None) -> tuple[int | N
         total, estimated = await _cached(counts, ("count", q.count_sql, repr(q.count_args)), q.limits, load)
         return total, estimated
     if q.count_mode == "estimated":
-        estimate = await _estimate(conn, q)
+        estimate = await _estimate(conn, q, expected)
         if estimate >= ESTIMATE_EXACT_BELOW:
             return estimate, True
     return await conn.fetchval(q.count_sql, *q.count_args), False

@@ -77,6 +77,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     # list cost (issue 15): see docs/API.md § Lists
     list_count_cap: AtLeastOne = 10000
+    list_search_count_cap: AtLeastOne = 1000  # the same for like/ilike searches (their count and row budget)
     list_count_cache_seconds: Seconds = 5.0
     list_max_offset_rows: AtLeastOne = 10000
     list_max_filters: AtLeastOne = 10

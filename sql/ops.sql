@@ -52,3 +52,8 @@ ORDER BY 1
 SELECT DISTINCT split_part(v, ':', 3) AS kid
 FROM accounts, unnest(ARRAY[access_token, refresh_token, id_token]) AS v
 WHERE v LIKE 'enc:v1:%' OR v LIKE 'enc:v2:%'
+
+-- name: sweep_start
+-- A table's size in heap blocks (the sweeps' physical-order pass walks them in windows) and the time now.
+SELECT (pg_relation_size($1::text::regclass) / current_setting('block_size')::bigint)::bigint AS pages,
+       (now() AT TIME ZONE 'UTC') AS started

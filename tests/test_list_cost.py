@@ -49,6 +49,7 @@ async def _seed(url: str) -> None:
               FROM generate_series(1, 60) i;
             ANALYZE;
         """)
+        await conn.execute("VACUUM users")  # the visibility map: index-only scans of the sort index
     finally:
         await conn.close()
 
@@ -114,12 +115,13 @@ async def test_count_auto_reuses_a_filters_total_for_a_few_seconds_count_exact_n
         await conn.execute("INSERT INTO users (id, email, \"updatedAt\") SELECT 'x' || i, 'x' || i || '@t.test', "
                            "now() FROM generate_series(1, 5) i")
         client = await aiohttp_client(create_app(settings_for(url, redis_url, list_count_cache_seconds=60)))
-        assert (await get(client, "/v1/users"))["pagination"]["total"] == 5
+        # limit=2: a page that does not reach the end needs a count (the last page would tell the total)
+        assert (await get(client, "/v1/users", limit="2"))["pagination"]["total"] == 5
         await conn.execute("INSERT INTO users (id, email, \"updatedAt\") VALUES ('x6', 'x6@t.test', now())")
-        assert (await get(client, "/v1/users"))["pagination"]["total"] == 5  # the cached total
-        assert (await get(client, "/v1/users", count="exact"))["pagination"]["total"] == 6
+        assert (await get(client, "/v1/users", limit="2"))["pagination"]["total"] == 5  # the cached total
+        assert (await get(client, "/v1/users", limit="2", count="exact"))["pagination"]["total"] == 6
         # another filter is another entry
-        assert (await get(client, "/v1/users", id="eq.x6"))["pagination"]["total"] == 1
+        assert (await get(client, "/v1/users", limit="2", id="in.(x5,x6)"))["pagination"]["total"] == 2
     finally:
         await conn.close()
 
@@ -194,6 +196,71 @@ async def test_an_expensive_list_query_past_its_timeout_is_a_503_that_says_what_
     assert (await get(client, "/v1/users", count="exact"))["pagination"]["total"] == 300
 
 
+# ---- searches ------------------------------------------------------------------------------------------
+
+async def test_a_search_counts_exactly_up_to_the_search_cap_then_takes_the_planners_word(cost_db, redis_url,
+                                                                                        aiohttp_client):
+    """9 admins have a @common.test address. With a search cap of 20 they are counted; with 5 the planner
+    expects more than the cap (about 10), so its figure is the total, flagged, and nothing is counted."""
+    query = {"email": "ilike.*@common.test", "role": "eq.ADMIN", "limit": "2"}
+    counting = await aiohttp_client(create_app(settings_for(cost_db, redis_url, list_search_count_cap=20)))
+    body = await get(counting, "/v1/users", **query)
+    assert body["pagination"] == {**body["pagination"], "total": 9, "totalIsEstimate": False}
+    trusting = await aiohttp_client(create_app(settings_for(cost_db, redis_url, list_search_count_cap=5)))
+    body = await get(trusting, "/v1/users", **query)
+    assert body["pagination"]["totalIsEstimate"] is True and body["pagination"]["total"] > 5
+    assert len(body["data"]) == 2 and body["pagination"]["hasNext"] is True
+    # the search cap never exceeds the count cap (50 here)
+    loose = await aiohttp_client(create_app(settings_for(cost_db, redis_url, list_search_count_cap=100_000)))
+    body = await get(loose, "/v1/users", email="ilike.*@common.test", limit="2")
+    assert body["pagination"]["totalIsEstimate"] is True and body["pagination"]["total"] > CAP
+    # a search whose matches fit on the page has its exact total from the page, whatever the caps
+    rare = await get(trusting, "/v1/users", email="ilike.*@rare.test")
+    assert rare["pagination"] == {**rare["pagination"], "total": 3, "totalIsEstimate": False}
+
+
+async def test_a_search_with_an_unindexed_sort_needs_another_filter_over_the_search_cap(cost_db, redis_url,
+                                                                                       aiohttp_client):
+    # three zebras: sorted by name (no index) while the search leaves at most the search cap
+    three = await aiohttp_client(create_app(settings_for(cost_db, redis_url, list_search_count_cap=3)))
+    body = await get(three, "/v1/users", email="ilike.*ZEBRA*", sort="-name")
+    assert [row["name"] for row in body["data"]] == ["Name 300", "Name 200", "Name 100"]
+    two = await aiohttp_client(create_app(settings_for(cost_db, redis_url, list_search_count_cap=2)))
+    body = await get(two, "/v1/users", 400, email="ilike.*ZEBRA*", sort="-name")
+    assert body["errors"][0]["field"] == "sort"
+    assert "needs another filter" in body["detail"] and "more than 2 rows" in body["detail"], body
+
+
+async def test_an_ilike_prefix_finds_the_rows_ilike_finds(fresh_db, aiohttp_client, redis_url):
+    """ilike.<prefix>* is run as lower(email) LIKE lower(pattern) (an index range): the same rows as ILIKE,
+    checked against ILIKE itself for mixed case, non-ASCII letters and LIKE's own special characters."""
+    emails = ["Anna.Smith@Example.com", "anna.smith2@example.com", "ANNA_X@example.com", "annaxy@example.com",
+              "Émile@example.fr", "émile.b@example.fr", "ÉMILE.C@EXAMPLE.FR", "straße@example.de",
+              "STRASSE@example.de", "İnci@example.tr", "inci2@example.tr", "ΣΑΣ@example.gr", "σας2@example.gr",
+              "a%b@example.com", "a\\b@example.com", "ann@x.test"]
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        await conn.executemany('INSERT INTO users (id, email, "updatedAt") VALUES ($1, $2, now())',
+                               [(f"u{i}", email) for i, email in enumerate(emails)])
+        client = await aiohttp_client(create_app(settings_for(fresh_db, redis_url)))
+        patterns = ["anna*", "ANNA*", "Anna.S*", "anna_*", "anna\\_*", "ann*@x.test", "émile*", "ÉMILE*",
+                    "Émi*.fr", "straße*", "STRASSE*", "str*", "İnci*", "inci*", "ΣΑΣ*", "σας*", "a%b*", "a\\\\b*",
+                    "anna.smith2@example.com", "*@example.com", "nobody*"]
+        for pattern in patterns:
+            expected = {r["id"] for r in await conn.fetch("SELECT id FROM users WHERE email ILIKE $1",
+                                                          pattern.replace("*", "%"))}
+            body = await get(client, "/v1/users", email=f"ilike.{pattern}", limit="100", select="id")
+            assert {row["id"] for row in body["data"]} == expected, (pattern, body["data"], expected)
+            assert body["pagination"]["total"] == len(expected)
+            # and like stays case-sensitive
+            expected = {r["id"] for r in await conn.fetch("SELECT id FROM users WHERE email LIKE $1",
+                                                          pattern.replace("*", "%"))}
+            body = await get(client, "/v1/users", email=f"like.{pattern}", limit="100", select="id")
+            assert {row["id"] for row in body["data"]} == expected, (pattern, body["data"], expected)
+    finally:
+        await conn.close()
+
+
 # ---- the plans ---------------------------------------------------------------------------------------
 
 def _plan_nodes(plan: dict):
@@ -247,6 +314,9 @@ async def bitmap_only(conn):
     (USERS, [("sort", "createdAt")], "users_createdAt_id_idx"),
     (USERS, [("email", "ilike.*zebra*")], (BITMAP, "users_email_trgm_idx")),
     (USERS, [("email", "like.zebra1*")], (BITMAP, "users_email_trgm_idx")),
+    # ilike with a literal prefix: lower(email) LIKE lower(pattern), a range of the text_pattern_ops btree
+    (USERS, [("email", "ilike.ZEBRA1*")], (BITMAP, "users_email_lower_pattern_idx")),
+    (USERS, [("email", "ilike.zebra1*@rare.test")], (BITMAP, "users_email_lower_pattern_idx")),
     (USERS, [("name", "ilike.*me 12*")], (BITMAP, "users_name_trgm_idx")),
     (USERS, [("role", "eq.ADMIN")], "users_role_createdAt_id_idx"),
     (USERS, [("sort", "email")], "users_email_key"),
@@ -267,6 +337,15 @@ async def test_advertised_filters_and_sorts_use_their_index(planner, spec, pairs
     assert index in indexes, indexes
 
 
+async def test_an_offset_page_skips_its_rows_in_the_sort_index_alone(planner):
+    """page 3: the 20 rows before it are skipped by key in an index-only scan of ("createdAt", id); only the
+    page's own rows are read from the table (by primary key)."""
+    _, nodes = await plan_of(planner, USERS, [("page", "3"), ("limit", "10")])
+    skip = [n for n in nodes if n.get("Index Name") == "users_createdAt_id_idx"]
+    assert skip and skip[0]["Node Type"] == "Index Only Scan", nodes
+    assert any(n.get("Index Name") == "users_pkey" for n in nodes), nodes
+
+
 async def test_a_deep_cursor_with_mixed_directions_starts_at_the_cursor_in_the_index(planner, cost_db):
     from service.listing import encode_cursor
 
@@ -283,11 +362,21 @@ async def test_the_capped_count_and_the_sweeps_use_indexes(planner):
     await bitmap_only(planner)
     indexes, _ = await plan_of(planner, USERS, [("email", "ilike.*zebra*")], which="count")
     assert "users_email_trgm_idx" in indexes
+    await planner.execute("RESET enable_indexscan; RESET enable_indexonlyscan")
+    import json
+
     for table, index in [("sessions", "sessions_expires_idx"),
                          ("verification_tokens", "verification_tokens_expires_idx"),
                          ("chart_cache", "chart_cache_expiresAt_idx")]:
-        plan = await planner.fetchval("EXPLAIN (FORMAT JSON) " + sweeps.SWEEPS[table], 100)
-        assert f'"Index Name": "{index}"' in plan, plan
+        sweep = sweeps.SWEEPS[table]
+        # oldest first: an index range from the previous batch's last expiry to now, not a walk from the
+        # index's start over the entries of every row deleted since the last vacuum
+        plan = await planner.fetchval("EXPLAIN (FORMAT JSON) " + sweep.oldest_first, 100, "2026-01-01T00:00:00Z")
+        scans = [n for n in _plan_nodes(json.loads(plan)[0]["Plan"]) if n.get("Index Name") == index]
+        assert scans and ">=" in scans[0]["Index Cond"] and "<=" in scans[0]["Index Cond"], plan
+        # a window of blocks: a TID range scan, whatever the table's size
+        plan = await planner.fetchval("EXPLAIN (FORMAT JSON) " + sweep.in_blocks, 100, (0, 0), (64, 0))
+        assert '"Node Type": "Tid Range Scan"' in plan, plan
 
 
 async def test_indexes_are_valid(cost_db):
@@ -364,6 +453,11 @@ async def test_count_auto_takes_the_planners_word_when_it_expects_over_ten_times
     body = await get(trusting, "/v1/users")
     assert body["pagination"]["totalIsEstimate"] is True and body["pagination"]["total"] >= 2500
     assert len(body["data"]) == 10  # the page itself is real rows
+    # a page that reaches the end of the list has the exact total for free: the rows before it and on it
+    last = await get(trusting, "/v1/users", limit="100")
+    assert last["pagination"] == {**last["pagination"], "total": 40, "totalIsEstimate": False, "hasNext": False}
+    assert (await get(trusting, "/v1/users", limit="15", page="3"))["pagination"]["total"] == 40
+    assert (await get(trusting, "/v1/users", limit="15", page="2"))["pagination"]["totalIsEstimate"] is True
     # the row budget also refuses on the planner's word (sort=name is not index-backed)
     assert (await get(trusting, "/v1/users", 400, sort="name"))["errors"][0]["field"] == "sort"
     counting = await aiohttp_client(create_app(settings_for(url, redis_url, list_count_cap=400,

@@ -16,6 +16,8 @@ from multidict import MultiDict
 from service.db import encode_timestamp
 from service.listing import (
     DEFAULT_LIMITS,
+    FETCHED,
+    MATCHES,
     RESERVED,
     ListQuery,
     _cursor_secret,
@@ -80,10 +82,11 @@ queries = st.lists(pair, max_size=6)
 
 KEYWORDS = {"SELECT", "AS", "FROM", "WHERE", "ORDER", "BY", "ASC", "DESC", "NULLS", "FIRST", "LAST", "LIMIT",
             "OFFSET", "AND", "OR", "NOT", "IS", "NULL", "TRUE", "FALSE", "LIKE", "ILIKE", "ANY", "count", "capped",
-            "users", "accounts", "subscriptions", "chart_cache"}
+            "IN", "lower", "WITH", "MATERIALIZED", "matches", "users", "accounts", "subscriptions", "chart_cache"}
 SYMBOLS = set("(),=<>*")
 PLACEHOLDER = re.compile(r'\$(\d+)::(?:"(\w+)"|(\w+))(\[\])?')
-CAPPED = str(DEFAULT_LIMITS.count_cap + 1)  # count=auto: count(*) of at most cap + 1 rows
+# count=auto: count(*) of at most cap + 1 rows (the search cap for a request with like/ilike)
+CAPPED = {str(DEFAULT_LIMITS.count_cap + 1), str(DEFAULT_LIMITS.search_count_cap + 1)}
 TYPES = {"text", "timestamp", "boolean", "integer", "Role", "SubscriptionStatus", "ChartType"}
 
 
@@ -96,11 +99,11 @@ def assert_sql_is_built_from_the_whitelist(spec, sql: str, args: list) -> None:
         assert (match.group(2) or match.group(3)) in TYPES, match.group(0)
     rest = PLACEHOLDER.sub(" ", sql)
     identifiers = set(re.findall(r'"([^"]*)"', rest))
-    assert identifiers <= {f.name for f in spec.fields}, identifiers
+    assert identifiers <= {f.name for f in spec.fields} | {MATCHES, FETCHED}, identifiers
     rest = re.sub(r'"[^"]*"', " ", rest)
     for token in re.findall(r"[A-Za-z_]\w*|\d+|\S", rest):
         # the only number: the count cap of the settings (never a client's value)
-        assert token in KEYWORDS or token in SYMBOLS or token in ("1", CAPPED), (token, sql)
+        assert token in KEYWORDS or token in SYMBOLS or token == "1" or token in CAPPED, (token, sql)
     assert numbers <= set(range(1, len(args) + 1)), (numbers, len(args))
 
 
@@ -131,11 +134,19 @@ def check(spec_name: str, pairs: list[tuple[str, str]]) -> ListQuery | Problem:
     assert_sql_is_built_from_the_whitelist(spec, q.sql, q.args)
     numbers = {int(n) for n in re.findall(r"\$(\d+)", q.sql)}
     assert numbers == set(range(1, len(q.args) + 1))  # every argument is used
+    assert (q.few_sql is not None) == q.search
+    if q.few_sql is not None:  # a search's page from its matches: the same arguments, every one used
+        assert_sql_is_built_from_the_whitelist(spec, q.few_sql, q.args)
+        assert {int(n) for n in re.findall(r"\$(\d+)", q.few_sql)} == numbers
     if q.count_sql is not None:
         assert_sql_is_built_from_the_whitelist(spec, q.count_sql, q.count_args)
         assert_sql_is_built_from_the_whitelist(spec, q.estimate_sql, q.count_args)
-        # count=auto stops counting after the cap; exact and estimated count every row
-        assert (f"LIMIT {CAPPED}" in q.count_sql) == (q.count_mode == "auto")
+        # count=auto stops counting after the cap (a search's: the lower search cap); exact and estimated
+        # count every row
+        cap = DEFAULT_LIMITS.search_count_cap if q.search else DEFAULT_LIMITS.count_cap
+        assert (f"LIMIT {cap + 1})" in q.count_sql) == (q.count_mode == "auto")
+        assert q.search == any(raw.removeprefix("not.").startswith(("like.", "ilike."))
+                               for key, raw in pairs if key in spec.by_name)
     if q.budget_sql is not None:
         assert_sql_is_built_from_the_whitelist(spec, q.budget_sql, q.budget_args)
         assert {int(n) for n in re.findall(r"\$(\d+)", q.budget_sql)} == set(range(1, len(q.budget_args) + 1))
@@ -344,9 +355,14 @@ def test_what_is_expensive_and_what_needs_the_row_budget():
                   [("createdAt", "gte.2026-01-01T00:00:00Z")]):
         assert build(pairs).budget_sql is None, pairs
     # not index-backed: the budget counts the rows the index-backed conditions leave (renumbered $n)
+    q = build([("role", "eq.ADMIN"), ("sort", "name")])
+    assert q.budget_param == "sort" and q.budget_args == ["ADMIN"]
+    assert q.budget_sql == ('SELECT count(*) FROM (SELECT 1 FROM users WHERE "role" = $1::"Role" LIMIT 10001) '
+                            'AS capped')
+    # with a search in the request the budget is the search cap (1,000)
     q = build([("name", "ilike.*a*"), ("role", "eq.ADMIN"), ("sort", "name")])
     assert q.budget_param == "name" and q.budget_args == ["ADMIN"]
-    assert q.budget_sql == ('SELECT count(*) FROM (SELECT 1 FROM users WHERE "role" = $1::"Role" LIMIT 10001) '
+    assert q.budget_sql == ('SELECT count(*) FROM (SELECT 1 FROM users WHERE "role" = $1::"Role" LIMIT 1001) '
                             'AS capped')
     assert build([("sort", "updatedAt")]).budget_param == "sort"
     assert build([("role", "neq.USER")]).budget_param == "role"

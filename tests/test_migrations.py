@@ -22,6 +22,7 @@ SERVICE_OWNED_INDEXES = {"users.users_createdAt_id_idx", "users.users_email_lowe
                          "subscriptions.subscriptions_status_createdAt_id_idx",
                          "subscriptions.subscriptions_currentPeriodEnd_idx", "sessions.sessions_expires_idx",
                          "verification_tokens.verification_tokens_expires_idx",
+                         "users.users_email_lower_pattern_idx",  # issue 15: e-mail prefix searches (0035)
                          "subscriptions.cancelAt"}  # issue 12: a nullable service-owned column (0014)
 
 

@@ -37,8 +37,8 @@ routes = RouteTable("lists")
 USERS = ListSpec(
     table="users",
     # indexes: users_pkey, users_email_key, users_email_trgm_idx, users_name_trgm_idx (0031),
-    # users_createdAt_id_idx (0011), users_role_createdAt_id_idx (0031)
-    fields=(text("id", indexed=True), text("email", indexed=True, trigram=True),
+    # users_createdAt_id_idx (0011), users_role_createdAt_id_idx (0031), users_email_lower_pattern_idx (0035)
+    fields=(text("id", indexed=True), text("email", indexed=True, trigram=True, lower_prefix_index=True),
             time("emailVerified", nullable=True), text("name", nullable=True, trigram=True),
             text("image", nullable=True, sort=False),
             enum("role", "Role", Role.__members__, indexed=True, index_gives_sort=False),
@@ -103,7 +103,8 @@ _COUNT_CACHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def list_limits(settings) -> ListLimits:
-    return ListLimits(count_cap=settings.list_count_cap, count_cache_seconds=settings.list_count_cache_seconds,
+    return ListLimits(count_cap=settings.list_count_cap, search_count_cap=settings.list_search_count_cap,
+                      count_cache_seconds=settings.list_count_cache_seconds,
                       max_offset_rows=settings.list_max_offset_rows, max_filters=settings.list_max_filters,
                       max_pattern_length=settings.list_max_pattern_length,
                       expensive_timeout_ms=settings.list_expensive_timeout_ms)
