@@ -279,7 +279,10 @@ def _condition(f: Field, raw: str, args: _Args, param: str, limits: ListLimits) 
         served = "trigram" if f.trigram and _longest_literal_run(pattern) >= TRIGRAM_RUN else None
         sql_pattern = pattern.replace("*", "%")
         prefix = _literal_prefix(sql_pattern)
-        if op == "ilike" and f.lower_prefix_index and len(prefix) >= TRIGRAM_RUN:
+        # "abc*": a prefix search. (With more after the prefix — "ann*meyer12345*" — the trigrams of the
+        # rest may find far fewer rows than the prefix's range does: such a pattern stays a trigram search.)
+        prefix_search = len(prefix) >= TRIGRAM_RUN and not sql_pattern[len(prefix):].strip("%")
+        if op == "ilike" and f.lower_prefix_index and prefix_search:
             # In a multibyte (UTF8) database ILIKE *is* lower(text) LIKE lower(pattern) (PostgreSQL's like.c
             # lowers both sides): the same rows, and with a literal prefix a range of the lower(...) btree.
             # Through the trigram index a prefix decodes the posting lists of all its trigrams and rechecks
@@ -292,8 +295,7 @@ def _condition(f: Field, raw: str, args: _Args, param: str, limits: ListLimits) 
         else:
             placeholder = args.add(sql_pattern, "text")
             sql = f"{f.sql} {OPERATORS[op]} {placeholder}"
-            if (op == "like" and f.lower_prefix_index and len(prefix) >= TRIGRAM_RUN
-                    and _lowercase_ascii(sql_pattern) and not negate):
+            if op == "like" and f.lower_prefix_index and prefix_search and _lowercase_ascii(sql_pattern) and not negate:
                 return _Condition(sql, served, superset=f"lower({f.sql}) LIKE {placeholder}")
     else:
         served = "btree" if served and op != "neq" else None

@@ -373,6 +373,29 @@ def test_what_is_expensive_and_what_needs_the_row_budget():
     assert build([("provider", "like.g*"), ("sort", "scope")], ACCOUNTS, ["u1"]).budget_sql is None
 
 
+def test_which_index_a_search_goes_through():
+    # ilike with a prefix of 3+ characters and nothing after it: lower(email) LIKE lower(pattern), the btree
+    q = build([("email", "ilike.Ann.Sm*")])
+    assert 'lower("email") LIKE lower($1::text)' in q.sql and q.args[0] == "Ann.Sm%"
+    assert q.search and not q.trigram and not q.few_trigram and q.budget_sql is None
+    # anything else stays a trigram search: a substring, more after the prefix, name, a case-sensitive like
+    for pairs in ([("email", "ilike.*ann*")], [("email", "ilike.ann*meyer12345*")], [("name", "ilike.Ann*")],
+                  [("email", "like.Ann*")]):
+        q = build(pairs)
+        assert "lower(" not in q.sql and q.trigram and q.few_trigram, pairs
+    # two characters: no index at all (the row budget decides)
+    q = build([("email", "ilike.an*")])
+    assert "lower(" not in q.sql and not q.trigram and q.budget_param == "email"
+    # a case-sensitive like of a lowercase ASCII prefix: the same condition everywhere, but the few-matches
+    # query finds its rows through the lower(email) range and checks the exact condition on them
+    q = build([("email", "like.emma.r*")])
+    assert "lower(" not in q.sql and "lower(" not in q.count_sql and q.trigram and not q.few_trigram
+    assert 'lower("email") LIKE $1::text' in q.few_sql and q.few_superset
+    assert 'WHERE "email" LIKE $1::text AND TRUE' in q.few_sql  # the recheck (no cursor: TRUE)
+    for pattern in ("like.Emma*", "like.emma_r*", "like.émile*", "not.like.emma*"):
+        assert not build([("email", pattern)]).few_superset, pattern
+
+
 def test_offset_cap_and_pattern_caps():
     build([("page", "100"), ("limit", "100")])  # 10,000 rows: the cap itself
     for pairs, field in (([("page", "101"), ("limit", "100")], "page"), ([("page", "1001")], "page"),
