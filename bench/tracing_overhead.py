@@ -86,7 +86,8 @@ def span_cost() -> str:
         span, token, _ = tracing.start_server_span("GET", "/v1/users/{id}", {})
         with tracing.client_span("get_user_by_id", "postgresql", **{"db.operation.name": "get_user_by_id"}):
             pass
-        tracing.end_server_span(span, token, 200)
+        if span is not None:  # sampled (the edge middleware's test)
+            tracing.end_server_span(span, token, 200)
 
     lines = ["| sampler | µs of thread CPU per request (best of 7 × 5,000) |", "|---|---|"]
     for ratio in (0.0, 0.1, 1.0):

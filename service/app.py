@@ -11,9 +11,9 @@ import uuid
 from aiohttp import web, web_response
 
 from . import tracing
-from .auth import make_auth_middleware, parse_service_tokens
-from .deps import DEPS, METRICS, OPENAPI, REQUEST_ID, SETTINGS
-from .limits import caller_limits_from, make_limits_middleware
+from .auth import Caller, caller_of, parse_service_tokens
+from .deps import DEPS, METRICS, OPENAPI, SETTINGS
+from .limits import CallerLimits, caller_limits_from
 from .logs import log_access
 from .metrics import Metrics
 from .openapi import build_openapi
@@ -65,35 +65,30 @@ def app_route_tables():
             lists.routes, docs.routes, stripe_events.routes)
 
 
-def make_edge_middleware(metrics: Metrics, retry_after: int):
-    """Around everything else: the request id, the request's server span when tracing is on (its trace
-    id goes into the access line and every problem answer), every error answered as problem+json
-    (problems.py), then the access line and the metrics, so errors are counted too. One middleware,
-    not three: each aiohttp middleware layer costs a wrapper call on every request."""
+def make_edge_middleware(metrics: Metrics, retry_after: int, tokens: dict[bytes, Caller], limits: CallerLimits):
+    """The service's one middleware: the request id, the request's server span when tracing is on (its
+    trace id goes into the access line and every problem answer), the caller (authenticated by auth.py,
+    admitted within its budget by limits.py), every error answered as problem+json (problems.py), then the
+    access line and the metrics, so errors are counted too. One middleware, not four: each aiohttp
+    middleware layer is a partial and a coroutine on every request."""
 
     @web.middleware
     async def edge(request: web.Request, handler):
         started = time.perf_counter()
         sent = request.headers.get("X-Request-Id")
         request_id = sent if sent and _GOOD_REQUEST_ID.match(sent) else new_request_id()
-        request[REQUEST_ID] = request_id
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
         status = 500
-        trace_id = None
+        span = token = trace_id = None
+        if tracing.TRACER is not None:  # with tracing off, this test and the one in `finally` are all it costs
+            span, token, trace_id = tracing.start_server_span(request.method, route, request.headers)
         try:
-            if tracing.TRACER is None:  # tracing off: this test is all it costs
-                response = await answer(request, handler, request_id, None)
-            else:
-                span, token, trace_id = tracing.start_server_span(request.method, route, request.headers)
-                try:
-                    response = await answer(request, handler, request_id, trace_id)
-                    status = response.status
-                except web.HTTPException as exc:  # a redirect
-                    status = exc.status
-                    raise
-                finally:
-                    tracing.end_server_span(span, token, status)
+            try:
+                response = await limits.serve(request, handler, caller_of(tokens, request), route)
+            except Exception as exc:  # noqa: BLE001 - every error becomes a problem answer
+                response = problem_for(exc, request, request_id, retry_after, trace_id)
+            response.headers["X-Request-Id"] = request_id
             status = response.status
             return response
         except web.HTTPException as exc:  # a redirect, re-raised by problem_for
@@ -101,18 +96,12 @@ def make_edge_middleware(metrics: Metrics, retry_after: int):
             exc.headers["X-Request-Id"] = request_id
             raise
         finally:
+            if span is not None:  # recorded (sampled)
+                tracing.end_server_span(span, token, status)
             elapsed = time.perf_counter() - started
             metrics.observe_request(request.method, route, status, elapsed)
             # The path template, not the path: ids and e-mails in paths stay out of the logs.
             log_access(request_id, request.method, route, status, elapsed, trace_id)
-
-    async def answer(request: web.Request, handler, request_id: str, trace_id: str | None) -> web.StreamResponse:
-        try:
-            response = await handler(request)
-        except Exception as exc:  # noqa: BLE001 - every error becomes a problem answer
-            response = problem_for(exc, request, request_id, retry_after, trace_id)
-        response.headers["X-Request-Id"] = request_id
-        return response
 
     return edge
 
@@ -122,11 +111,8 @@ def create_app(settings: Settings) -> web.Application:
     tokens = parse_service_tokens(settings.service_tokens)
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[
-            make_edge_middleware(metrics, settings.retry_after_seconds),
-            make_auth_middleware(tokens),
-            make_limits_middleware(caller_limits_from(settings)),
-        ],
+        middlewares=[make_edge_middleware(metrics, settings.retry_after_seconds, tokens,
+                                          caller_limits_from(settings))],
     )
     routes = all_routes()
     for route in routes:
@@ -134,7 +120,6 @@ def create_app(settings: Settings) -> web.Application:
             app.router.add_get(route.path, route.handler, allow_head=True)
         else:
             app.router.add_route(route.method, route.path, route.handler)
-    app.on_response_prepare.append(_server_header)
     app[METRICS] = metrics
     app[OPENAPI] = build_openapi(routes, VERSION)
     app[SETTINGS] = settings
@@ -152,14 +137,11 @@ def create_app(settings: Settings) -> web.Application:
 
 
 SERVER = "astrowellness-data"
-# aiohttp would announce "Python/3.x aiohttp/3.x": versions help only an attacker. The signal below
-# names every answer of the app; aiohttp's own default covers the answers it writes before the app
-# runs (a malformed HTTP request), and has no public setting, hence the module constant.
+# aiohttp would announce "Python/3.x aiohttp/3.x": versions help only an attacker. aiohttp fills in its
+# Server header from this module constant (it has no public setting) when an answer sets none: every
+# answer of the app, and those aiohttp writes before the app runs (a malformed HTTP request). No
+# on_response_prepare signal: one more coroutine on every request, for the same header.
 web_response.SERVER_SOFTWARE = SERVER
-
-
-async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers["Server"] = SERVER
 
 
 def _resources(settings: Settings, metrics: Metrics):

@@ -57,18 +57,19 @@ def authenticate(tokens: dict[bytes, Caller], header: str | None) -> Caller:
     return found
 
 
-def make_auth_middleware(tokens: dict[bytes, Caller]):
-    @web.middleware
-    async def auth_middleware(request: web.Request, handler):
-        if request.match_info.route.resource is None:  # no route matched: the 404/405 answer needs no token
-            scope = PUBLIC
-        else:  # a route outside the route table declares no scope: it needs a write token (fail closed)
-            scope = getattr(request.match_info.handler, "scope", WRITE)
-        if scope != PUBLIC:
-            caller = authenticate(tokens, request.headers.get("Authorization"))
-            if scope == WRITE and caller.scope != WRITE:
-                raise Problem(403, "this token may only read")
-            request[CALLER] = caller
-        return await handler(request)
-
-    return auth_middleware
+def caller_of(tokens: dict[bytes, Caller], request: web.Request) -> Caller | None:
+    """The caller the request's bearer token names, checked against the matched route's scope (401 without
+    a known token, 403 for a read token on a write route); None on a public route. Called by the edge
+    middleware (app.py) rather than being a middleware of its own: each aiohttp middleware layer is a
+    partial and a coroutine on every request."""
+    match_info = request.match_info
+    if match_info.route.resource is None:  # no route matched: the 404/405 answer needs no token
+        return None
+    scope = getattr(match_info.handler, "scope", WRITE)  # a route outside the table needs a write token
+    if scope == PUBLIC:
+        return None
+    caller = authenticate(tokens, request.headers.get("Authorization"))
+    if scope == WRITE and caller.scope != WRITE:
+        raise Problem(403, "this token may only read")
+    request[CALLER] = caller
+    return caller

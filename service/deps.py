@@ -37,7 +37,6 @@ DEPS = web.AppKey("deps", Deps)
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", object)
 OPENAPI = web.AppKey("openapi", bytes)
-REQUEST_ID = web.RequestKey("request_id", str)
 CALLER = web.RequestKey("caller", object)
 
 

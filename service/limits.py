@@ -10,20 +10,18 @@ queueing is what made every other caller time out.
 
 CALLER_LIMITS = "name:concurrency:expensive,..." overrides the defaults per token name.
 
-The middleware also sets the request's context (caller name, "has the client gone?") for work deeper
-down that is rationed per caller, such as password hashing (passwords.py).
+CallerLimits.serve (called by the edge middleware, app.py) also sets the request's context (caller name,
+"has the client gone?") for work deeper down that is rationed per caller, such as password hashing
+(passwords.py).
 """
 
 from __future__ import annotations
 
 import contextvars
-from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
-from .deps import CALLER
 from .problems import Problem
 
 LIST_ROUTES = frozenset({"/v1/users", "/v1/users/{id}/accounts", "/v1/charts", "/v1/subscriptions"})
@@ -37,10 +35,19 @@ class ClientGone(Exception):
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for "the client closed the connection"; logged, never sent
 
 
-@dataclass(frozen=True)
 class RequestContext:
-    caller: str
-    client_gone: Callable[[], bool]
+    """What work deeper down needs of its request: the caller's name, and whether the client has gone.
+    A plain slotted class (set on every request), holding the request rather than a closure over it."""
+
+    __slots__ = ("caller", "_request")
+
+    def __init__(self, caller: str, request: web.BaseRequest):
+        self.caller = caller
+        self._request = request
+
+    def client_gone(self) -> bool:
+        transport = self._request.transport
+        return transport is None or transport.is_closing()
 
 
 REQUEST_CONTEXT: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
@@ -112,8 +119,10 @@ class CallerLimits:
         self.default = default
         self.expensive_total = expensive_total
         self.retry_after = retry_after
-        self.in_flight: Counter[str] = Counter()
-        self.expensive_in_flight: Counter[str] = Counter()
+        # Requests in flight by caller name; a caller with none has no entry (plain dicts: this is
+        # counted twice per request).
+        self.in_flight: dict[str, int] = {}
+        self.expensive_in_flight: dict[str, int] = {}
 
     def budget_of(self, caller: str) -> Budget:
         return self.budgets.get(caller, self.default)
@@ -122,25 +131,61 @@ class CallerLimits:
         return Problem(429, why, headers={"Retry-After": str(self.retry_after)})
 
     def admit(self, caller: str, expensive: bool) -> None:
-        budget = self.budget_of(caller)
-        if self.in_flight[caller] >= budget.concurrency:
+        budget = self.budgets.get(caller, self.default)
+        in_flight = self.in_flight.get(caller, 0)
+        if in_flight >= budget.concurrency:
             raise self._refuse(f"too many requests in flight for this token (at most {budget.concurrency})")
         if expensive:
-            if self.expensive_in_flight[caller] >= budget.expensive:
+            expensive_in_flight = self.expensive_in_flight.get(caller, 0)
+            if expensive_in_flight >= budget.expensive:
                 raise self._refuse("too many expensive list queries in flight for this token (at most "
                                    f"{budget.expensive}: pattern filters and exact counts); "
                                    "use count=none or estimated, or retry later")
             if sum(self.expensive_in_flight.values()) >= self.expensive_total:
                 raise self._refuse("too many expensive list queries in flight; retry later")
-            self.expensive_in_flight[caller] += 1
-        self.in_flight[caller] += 1
+            self.expensive_in_flight[caller] = expensive_in_flight + 1
+        self.in_flight[caller] = in_flight + 1
 
     def release(self, caller: str, expensive: bool) -> None:
-        for counter, taken in ((self.in_flight, True), (self.expensive_in_flight, expensive)):
-            if taken:
-                counter[caller] -= 1
-                if counter[caller] <= 0:
-                    del counter[caller]
+        _take_one(self.in_flight, caller)
+        if expensive:
+            _take_one(self.expensive_in_flight, caller)
+
+    async def serve(self, request: web.Request, handler, caller, route: str):
+        """The handler's answer, with the request's context set (for work deeper down) and, for a caller
+        (None on a public route, which has no budget), within the caller's budget. Called by the edge
+        middleware (app.py) after authentication, instead of being a middleware layer of its own."""
+        if caller is None:
+            token = REQUEST_CONTEXT.set(RequestContext("-", request))
+            try:
+                return await handler(request)
+            finally:
+                REQUEST_CONTEXT.reset(token)
+        name = caller.name
+        # The route first: the query string is parsed only for the list routes.
+        expensive = route in LIST_ROUTES and is_expensive(route, request.method, request.query)
+        in_flight = self.in_flight
+        count = in_flight.get(name, 0)
+        if expensive or count >= self.budgets.get(name, self.default).concurrency:
+            self.admit(name, expensive)  # the full check (it refuses); before the context, none to reset
+        else:  # admit()'s outcome for a cheap request within its budget, without the second lookups
+            in_flight[name] = count + 1
+        token = REQUEST_CONTEXT.set(RequestContext(name, request))
+        try:
+            return await handler(request)
+        except ClientGone:
+            return web.Response(status=CLIENT_CLOSED_REQUEST)
+        finally:
+            REQUEST_CONTEXT.reset(token)
+            self.release(name, expensive)
+
+
+def _take_one(in_flight: dict[str, int], caller: str) -> None:
+    left = in_flight[caller] - 1
+    if left > 0:
+        in_flight[caller] = left
+    else:
+        del in_flight[caller]
 
 
 def caller_limits_from(settings) -> CallerLimits:
@@ -148,35 +193,3 @@ def caller_limits_from(settings) -> CallerLimits:
     return CallerLimits(parse_caller_limits(settings.caller_limits),
                         Budget(settings.caller_concurrency, settings.caller_expensive),
                         expensive_total, settings.caller_retry_after_seconds)
-
-
-def make_limits_middleware(limits: CallerLimits):
-    """After authentication (the caller is known); a public route has no caller and no budget."""
-
-    @web.middleware
-    async def limits_middleware(request: web.Request, handler):
-        caller = request.get(CALLER)
-        name = caller.name if caller is not None else "-"
-
-        def gone() -> bool:
-            transport = request.transport
-            return transport is None or transport.is_closing()
-
-        token = REQUEST_CONTEXT.set(RequestContext(name, gone))
-        try:
-            if caller is None:
-                return await handler(request)
-            resource = request.match_info.route.resource
-            expensive = is_expensive(resource.canonical if resource is not None else "", request.method,
-                                     request.query)
-            limits.admit(name, expensive)
-            try:
-                return await handler(request)
-            except ClientGone:
-                return web.Response(status=CLIENT_CLOSED_REQUEST)
-            finally:
-                limits.release(name, expensive)
-        finally:
-            REQUEST_CONTEXT.reset(token)
-
-    return limits_middleware

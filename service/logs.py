@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import functools
 import logging
+import os
 import sys
 import threading
 import time
@@ -37,15 +38,22 @@ class JsonFormatter(logging.Formatter):
 
 
 class BatchedStreamHandler(logging.StreamHandler):
-    """Info lines (one access line per request) are flushed at most every FLUSH_EVERY seconds instead of
-    one write(2) per line; warnings and errors are flushed at once, and everything at exit."""
+    """Info lines (one access line per request) are flushed at most every FLUSH_EVERY seconds instead of one
+    write(2) per line; warnings and errors are flushed at once, and everything at exit.
+
+    Lines left in the buffer after a burst are written by one flusher thread, started with the first such
+    line in each process (`serve --workers` forks) and woken once per quiet period. Before, a
+    threading.Timer per quiet period started a new thread up to five times a second, and the event loop
+    waited in Thread.start() each time until the new thread had run (bench/RESULTS.md, hot path)."""
 
     FLUSH_EVERY = 0.2
 
     def __init__(self, stream):
         super().__init__(stream)
         self._last_flush = time.monotonic()
-        self._timer: threading.Timer | None = None
+        self._unflushed = False  # lines written since the last flush, with the flusher told
+        self._wake = threading.Event()
+        self._flusher_pid: int | None = None  # the process whose flusher thread runs
         atexit.register(self._flush_now)
 
     def flush(self) -> None:  # called by emit() after each line
@@ -64,16 +72,34 @@ class BatchedStreamHandler(logging.StreamHandler):
     def _after_write(self, urgent: bool) -> None:
         if urgent or time.monotonic() - self._last_flush >= self.FLUSH_EVERY:
             self._flush_now()
-        elif self._timer is None:  # a quiet period after a burst must not leave lines unwritten
-            self._timer = threading.Timer(self.FLUSH_EVERY, self._flush_now)
-            self._timer.daemon = True
-            self._timer.start()
+        elif not self._unflushed:  # the first line since a flush: a quiet period must not leave it unwritten
+            self._unflushed = True
+            if self._flusher_pid != os.getpid():
+                self._start_flusher()
+            self._wake.set()
 
     def _flush_now(self) -> None:
         self._last_flush = time.monotonic()
-        self._timer = None
+        self._unflushed = False
         with contextlib.suppress(ValueError, OSError):
             logging.StreamHandler.flush(self)
+
+    def _start_flusher(self) -> None:
+        self._flusher_pid = os.getpid()
+        self._wake = threading.Event()  # a forked child must not share its parent's
+        threading.Thread(target=self._flush_after_quiet, args=(self._wake,), name="log-flusher",
+                         daemon=True).start()
+
+    def _flush_after_quiet(self, wake: threading.Event) -> None:
+        while True:
+            wake.wait()
+            wake.clear()
+            # Until a flush has taken every line: the writing thread's own (a busy process flushes as it
+            # writes, and then this thread writes nothing) or, after FLUSH_EVERY of quiet, this one's.
+            while self._unflushed:
+                time.sleep(max(self._last_flush + self.FLUSH_EVERY - time.monotonic(), 0.01))
+                if self._unflushed and time.monotonic() - self._last_flush >= self.FLUSH_EVERY:
+                    self._flush_now()
 
 
 access_logger = logging.getLogger("service.access")

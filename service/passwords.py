@@ -122,7 +122,7 @@ class PasswordPool:
                 done.exception()  # retrieved: a caller that left must not leave "never retrieved" noise
 
         future.add_done_callback(finished)
-        if tracing.TRACER is None:
+        if tracing.TRACER is None or tracing.RECORDING.get() is None:  # off, or request not sampled
             return await asyncio.shield(future)
         with tracing.client_span(f"bcrypt {operation}", "bcrypt"):
             return await asyncio.shield(future)

@@ -67,6 +67,10 @@ async def read_raw(request: web.Request) -> bytes:
     connection of the pool nor a handler for long; one that stops half-way (the connection closed, or a
     chunked body cut off) gets a 400: its fault, not a 500 with a traceback."""
     try:
+        if request.content.is_eof():  # all of it has arrived (a small body comes with the headers): no wait
+            return await request.read()
+        # In a task of its own (wait_for): a client that disconnects half-way then fails the read (400)
+        # instead of cancelling the handler (an asyncio.timeout block here answered 500).
         return await asyncio.wait_for(request.read(), request.app[SETTINGS].body_read_timeout)
     except TimeoutError:
         raise Problem(408, "the request body arrived too slowly") from None

@@ -223,7 +223,7 @@ class Cache:
             if self._pending or self._flush_all_pending or self._flush_lock.locked():
                 await self._flush_pending()
             async with asyncio.timeout(self.timeout if bounded else None):  # not wait_for: no task per call
-                if tracing.TRACER is None:
+                if tracing.TRACER is None or tracing.RECORDING.get() is None:  # off, or not sampled
                     result = await awaitable
                 else:  # one span per backend call: "cache get_entry", "cache fill", ...
                     with tracing.client_span(f"cache {awaitable.__name__}", self.backend.name):

@@ -17,6 +17,9 @@ encode = msgspec.json.Encoder().encode
 
 async def cached_row_of_user(deps: Deps, cache_key: str, ttl: float, sql: str, user_id: str) -> bytes | None:
     """The row `sql` finds for `user_id`, as JSON, cached under `cache_key` and tagged `user:<id>`."""
+    if not deps.cache.enabled:  # cache off: straight to the database, without the cache's layers
+        row = await deps.read_db.fetchrow(sql, user_id)
+        return encode(dict(row)) if row else None
 
     async def load():
         row = await deps.fill_db.fetchrow(sql, user_id)

@@ -55,7 +55,10 @@ async def lookup_session(deps: Deps, token: str) -> bytes | None:
         tags = (keys.user_tag(row["userId"]),)
         return encode({"session": session, "user": user}), seconds_until(row["expires"]), tags
 
-    cached = await deps.cache.read_through(keys.session_lookup(token), deps.settings.cache_ttl_user, load)
+    if deps.cache.enabled:
+        cached = await deps.cache.read_through(keys.session_lookup(token), deps.settings.cache_ttl_user, load)
+    else:  # cache off: no key to hash, no cache layers
+        cached = (await load())[0]
     if cached is None:
         return None
     return b'{"session":{"sessionToken":' + encode(token) + b"," + cached[len(_CACHED_HEAD):]

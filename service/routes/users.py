@@ -53,6 +53,8 @@ async def create_users_batch(request):
                    ("include", "comma list of subscription, natalData, accounts",
                     comma_list_schema(users.INCLUDABLE))))
 async def get_user(request):
+    if not request.query_string:  # the hot path (W1): no query to parse and check
+        return cached_json(await users.get_user(deps_of(request), request.match_info["id"]), "user")
     reject_unknown_params(request.query, ("select", "include"))
     select = comma_list(request.query, "select", users.USER_FIELDS)
     include = set(comma_list(request.query, "include", users.INCLUDABLE))
