@@ -224,11 +224,15 @@ def test_a_warning_is_written_at_once():
 
 
 def test_the_lean_encoder_writes_the_sdks_message_for_every_kind_of_span():
-    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as sdk_encode
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import (
+        encode_spans as sdk_encode,
+    )
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+        InMemorySpanExporter,
+    )
     from opentelemetry.trace import (
         Link,
         NonRecordingSpan,

@@ -17,6 +17,14 @@ import pytest
 from service.app import create_app
 from tests.conftest import READ, WRITE, make_settings, unique_email
 from tests.pg_reply_cutter import ReplyCutter
+from tests.stripe_helpers import (
+    checkout_event,
+    deliver,
+    deliver_ok,
+    shown_subscription,
+    subscription_event,
+    uid,
+)
 
 
 @pytest.fixture
@@ -100,8 +108,6 @@ async def test_a_stripe_event_whose_commit_reply_is_lost_does_not_leave_the_old_
         api, cutter, migrated_database_url):
     """Stripe retries the event after our 503, and the retry is a `duplicate` that (rightly) changes
     nothing: the invalidation must happen on the failed attempt, or the cached status is stale."""
-    from tests.stripe_helpers import checkout_event, deliver, deliver_ok, shown_subscription, subscription_event, uid
-
     r = await api.post("/v1/users", json={"email": unique_email("cut-stripe")}, headers=WRITE)
     user_id, customer, sub = (await r.json())["id"], uid("cus"), uid("sub")
     await deliver_ok(api, checkout_event(user_id=user_id, customer=customer, sub=sub, created=1_760_000_000))
