@@ -73,7 +73,11 @@ def has_tracing_code(server: suite.Server) -> bool:
 def span_cost() -> str:
     """The spans of one W1 request (server + its SQL statement) in process, by thread CPU time (steadier
     than wall time on a shared machine), with a batch processor and an exporter that drops everything."""
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
     from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 
     from service import tracing
@@ -169,6 +173,11 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--base", default=None, help="git revision without tracing (default: merge base with main)")
+    parser.add_argument("--before", default=None,
+                        help="also this revision's servers, tracing off and at each ratio (before/after in one run)")
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="server processes per configuration (identical processes differ by up to ~5 %% in CPU "
+                             "per request: memory layout); their rounds are pooled")
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--ratios", type=lambda text: [float(r) for r in text.split(",")], default=[0.1],
                         help="sampling ratios of the traced servers, comma separated (default 0.1)")
@@ -210,25 +219,36 @@ def main(argv=None) -> int:
             time.sleep(1)  # the sink starts listening
             print(asyncio.run(in_process(run, f"http://127.0.0.1:{sink_port}", opts.rounds, 2000)))
             return 0
-        without = suite.service(run, "without", cache=False, opts=opts)
-        start_in(without, export_tree(base, run.tmp / "base"))
-        off = suite.service(run, "off", cache=False, opts=opts).start()
-        servers = {"without": without, "off": off}
-        for ratio in args.ratios:
-            sampled = suite.service(run, f"sampled-{ratio:g}", cache=False, opts=opts)
-            sampled.env.update({"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
-                                "OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": str(ratio)})
-            servers[f"{ratio:.0%}"] = sampled.start()
-        assert not has_tracing_code(without) and has_tracing_code(off), "the 'without' server runs this tree"
+        servers: dict[str, list[suite.Server]] = {}  # a configuration's server processes (--replicas)
+
+        def start(name: str, tree: Path | None, env: dict[str, str]) -> None:
+            servers[name] = []
+            for replica in range(args.replicas):
+                server = suite.service(run, f"{name}-{replica}".replace(" ", "-").replace("%", "pc"), cache=False,
+                                       opts=opts)
+                server.env.update(env)
+                start_in(server, tree) if tree else server.start()
+                servers[name].append(server)
+
+        start("without", export_tree(base, run.tmp / "base"), {})
+        trees = [("", None)] + ([("before ", export_tree(args.before, run.tmp / "before"))] if args.before else [])
+        for prefix, tree in trees:  # this tree's servers, then (--before) the same from the other revision
+            start(f"{prefix}off", tree, {})
+            for ratio in args.ratios:
+                start(f"{prefix}{ratio:.0%}", tree, {
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
+                    "OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": str(ratio)})
+        assert not has_tracing_code(servers["without"][0]) and has_tracing_code(servers["off"][0]), \
+            "the 'without' server runs this tree"
         user_args = [str(run.ids_file), run.read_token]
         results: dict[str, list[dict]] = {name: [] for name in servers}
         load = os.getloadavg()[0]
+        order = [(name, server) for name in servers for server in servers[name]]
         for round_no in range(opts.rounds):
-            order = list(servers) if round_no % 2 == 0 else list(reversed(servers))  # no position bias
-            for name in order:
-                results[name].append(measure_with_cpu(servers[name], user_args, opts,
+            for name, server in order if round_no % 2 == 0 else list(reversed(order)):  # no position bias
+                results[name].append(measure_with_cpu(server, user_args, opts,
                                                       f"W1 cache off, tracing {name} (round {round_no + 1})"))
-        print(table(results, opts, base, load))
+        print(table(results, opts, base, load, args.before))
         print("\n" + span_cost())
         return 0
     except KeyboardInterrupt:
@@ -244,32 +264,44 @@ def main(argv=None) -> int:
         shutil.rmtree(run.tmp, ignore_errors=True)
 
 
-def measure_with_cpu(server: suite.Server, user_args: list[str], opts, what: str) -> dict:
-    """wrk's numbers plus the server's CPU time per request: on a shared machine throughput swings with
-    the neighbours' load, while the CPU a request costs the process moves much less."""
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a server process and its children (`serve --workers`), every thread."""
     import psutil
 
-    process = psutil.Process(server.proc.pid)
-    suite.wrk(server, "w1_user.lua", user_args, opts.warmup, opts.connections, opts.threads, what + " (warm-up)")
-    before = process.cpu_times()
-    result = suite.wrk(server, "w1_user.lua", user_args, opts.duration, opts.connections, opts.threads, what)
-    after = process.cpu_times()
-    result["cpu_us"] = ((after.user + after.system) - (before.user + before.system)) / result["requests"] * 1e6
+    total = 0.0
+    process = psutil.Process(pid)
+    for each in (process, *process.children(recursive=True)):
+        try:
+            times = each.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def measure_with_cpu(server: suite.Server, user_args: list[str], opts, what: str, script: str = "w1_user.lua") -> dict:
+    """wrk's numbers plus the server's CPU time per request: on a shared machine throughput swings with
+    the neighbours' load, while the CPU a request costs the process moves much less."""
+    suite.wrk(server, script, user_args, opts.warmup, opts.connections, opts.threads, what + " (warm-up)")
+    before = server_cpu_seconds(server.proc.pid)
+    result = suite.wrk(server, script, user_args, opts.duration, opts.connections, opts.threads, what)
+    after = server_cpu_seconds(server.proc.pid)
+    result["cpu_us"] = (after - before) / result["requests"] * 1e6
     suite.log(f"  {what:<44} {result['rps']:>7.0f} req/s  p50 {result['p50']:6.2f} ms  "
               f"{result['cpu_us']:6.0f} us CPU/request" + ("  !! errors" if result["errors"] + result["non2xx"] else ""))
     return result
 
 
-def table(results: dict, opts, base: str, load: float) -> str:
+def table(results: dict, opts, base: str, load: float, before: str | None = None) -> str:
     rps = {name: statistics.median(r["rps"] for r in rounds) for name, rounds in results.items()}
     p50 = {name: statistics.median(r["p50"] for r in rounds) for name, rounds in results.items()}
     p99 = {name: statistics.median(r["p99"] for r in rounds) for name, rounds in results.items()}
     cpu = {name: statistics.median(r["cpu_us"] for r in rounds) for name, rounds in results.items()}
     lines = [
         f"W1 (GET /v1/users/{{id}}, cache off), wrk -t{opts.threads} -c{opts.connections}, {opts.rounds} interleaved "
-        f"rounds of {opts.duration} s after {opts.warmup} s warm-up, {opts.users:,} users; "
+        f"rounds ({len(next(iter(results.values()))) // opts.rounds} server process(es) per configuration) of {opts.duration} s after {opts.warmup} s warm-up, {opts.users:,} users; "
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {suite.machine()}, load {load:.1f} at start; "
-        f"'without' = {base[:10]}",
+        f"'without' = {base[:10]}" + (f", 'before' = {before[:10]}" if before else "") + f"; load {os.getloadavg()[0]:.1f} at the end",
         "",
         "| server | CPU µs/request (median) | per round | CPU vs without | CPU vs off | req/s (median) | "
         "per round | p50 ms | p99 ms |",
@@ -278,8 +310,9 @@ def table(results: dict, opts, base: str, load: float) -> str:
     for name in results:
         cpu_rounds = ", ".join(f"{r['cpu_us']:.0f}" for r in results[name])
         rps_rounds = ", ".join(f"{r['rps']:.0f}" for r in results[name])
+        reference = "before off" if name.startswith("before") else "off"  # tracing off in the same tree
         lines.append(f"| tracing {name} | {cpu[name]:.0f} | {cpu_rounds} | {cpu[name] / cpu['without']:.3f} | "
-                     f"{cpu[name] / cpu['off']:.3f} | {rps[name]:.0f} | {rps_rounds} | {p50[name]:.2f} | "
+                     f"{cpu[name] / cpu[reference]:.3f} | {rps[name]:.0f} | {rps_rounds} | {p50[name]:.2f} | "
                      f"{p99[name]:.2f} |")
     return "\n".join(lines)
 

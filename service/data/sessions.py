@@ -38,6 +38,15 @@ def seconds_until(timestamp: str) -> float:
 _CACHED_HEAD = b'{"session":{'
 
 
+def _session_and_user(row) -> bytes:
+    """The {session, user} JSON of a lookup_session row, without the session token."""
+    session = {"id": row["id"], "userId": row["userId"], "expires": row["expires"]}
+    user = {"id": row["u_id"], "email": row["u_email"], "emailVerified": row["u_email_verified"],
+            "name": row["u_name"], "image": row["u_image"], "role": row["u_role"],
+            "createdAt": row["u_created_at"], "updatedAt": row["u_updated_at"]}
+    return encode({"session": session, "user": user})
+
+
 async def lookup_session(deps: Deps, token: str) -> bytes | None:
     """{session, user} as JSON; cached at most until the session expires.
 
@@ -48,17 +57,13 @@ async def lookup_session(deps: Deps, token: str) -> bytes | None:
         row = await deps.fill_db.fetchrow(Q.lookup_session, token)
         if row is None:
             return None, None, ()
-        session = {"id": row["id"], "userId": row["userId"], "expires": row["expires"]}
-        user = {"id": row["u_id"], "email": row["u_email"], "emailVerified": row["u_email_verified"],
-                "name": row["u_name"], "image": row["u_image"], "role": row["u_role"],
-                "createdAt": row["u_created_at"], "updatedAt": row["u_updated_at"]}
-        tags = (keys.user_tag(row["userId"]),)
-        return encode({"session": session, "user": user}), seconds_until(row["expires"]), tags
+        return _session_and_user(row), seconds_until(row["expires"]), (keys.user_tag(row["userId"]),)
 
     if deps.cache.enabled:
         cached = await deps.cache.read_through(keys.session_lookup(token), deps.settings.cache_ttl_user, load)
-    else:  # cache off: no key to hash, no cache layers
-        cached = (await load())[0]
+    else:  # cache off: no key to hash, no time left to work out, no cache layers
+        row = await deps.read_db.fetchrow(Q.lookup_session, token)
+        cached = _session_and_user(row) if row is not None else None
     if cached is None:
         return None
     return b'{"session":{"sessionToken":' + encode(token) + b"," + cached[len(_CACHED_HEAD):]
