@@ -7,10 +7,13 @@ OTEL_EXPORTER_OTLP_* (headers, timeout, protocol http/protobuf), OTEL_BSP_* (bat
 
 Spans are our own rather than the contrib instrumentations': they are named by what the service knows
 (the route template, the sql/ statement name, the cache operation) and never carry values, and with
-tracing off each instrumented place costs one `if TRACER is None` test. The OpenTelemetry packages
-are imported only when tracing is on.
+tracing off each instrumented place costs one `if TRACER is None` test. They are recorded here and
+handed to the SDK's span processor as finished ReadableSpans (see "recording the service's spans"
+below); sampling, resource, batching and export are the SDK's. The OpenTelemetry packages are imported
+only when tracing is on.
 
-    TRACER   the service's tracer, or None when tracing is off (read it as `tracing.TRACER`)
+    TRACER      the service's tracer, or None when tracing is off (read it as `tracing.TRACER`)
+    RECORDING   the recording span of this context (None: nothing to record under)
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import contextvars
 import logging
 import os
 import random
+import time
 
 log = logging.getLogger("service.tracing")
 
@@ -90,159 +94,222 @@ def install(processor, sampler=None) -> None:
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
 
-    global TRACER, _provider, _root_bound
+    global TRACER, _provider, _recorder
     shutdown()
     resource = Resource.create({} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: DEFAULT_SERVICE_NAME})
-    options = {"resource": resource, "id_generator": _ChosenTraceIds()}
-    provider = TracerProvider(**options, sampler=sampler) if sampler else TracerProvider(**options)
+    provider = TracerProvider(resource=resource, sampler=sampler) if sampler else TracerProvider(resource=resource)
     provider.add_span_processor(processor)
     _provider = provider
-    _root_bound = _ratio_bound(provider.sampler)
-    TRACER = provider.get_tracer("astrowellness-data")
+    _recorder = _Recorder(processor, provider)
+    TRACER = provider.get_tracer(SCOPE_NAME)
 
 
 def shutdown() -> None:
     """Export what is buffered and turn tracing off."""
-    global TRACER, _provider, _root_bound
-    provider, _provider, TRACER, _root_bound = _provider, None, None, None
+    global TRACER, _provider, _recorder
+    provider, _provider, TRACER, _recorder = _provider, None, None, None
     if provider is not None:
         provider.shutdown()
 
 
-# ---- helpers for the instrumented places (each called only when TRACER is not None) ---------------
-# The request's span is started and made current by hand (start_span, context.attach) rather than with
-# start_as_current_span, whose generator-based context managers cost about as much again per request.
+# ---- recording the service's spans ---------------------------------------------------------------------
+# The request's spans (server, SQL, Redis, bcrypt) are recorded here and handed to the span processor as
+# the SDK's ReadableSpan when they end, instead of going through the SDK's Tracer: its mutable span takes
+# locks, bounded attribute and event collections, a sampler call per child and a copy at the end, which
+# made a sampled W1 request's two spans cost ~45 µs of CPU against ~5 µs this way, and a 10 % sampled
+# service 15-20 % more CPU per request than with tracing off (bench/RESULTS.md, "Tracing overhead").
+# What a span holds is the SDK's: ids, flags, parent, resource, instrumentation scope, kind, attributes,
+# status, start and end times (tests/test_tracing.py reads them through InMemorySpanExporter); the SDK's
+# per-span attribute limits (128 by default) do not apply to these few fixed attributes, and span
+# processors' on_start is not called (the SDK's batch and simple processors do nothing there).
+#
+# No span is made current in OpenTelemetry's context: the service has no instrumentation that would read
+# it. RECORDING carries the current parent instead: the request span, or the internal span() around
+# work with children of its own (Stripe events).
 
-_api = None  # (propagator, SpanKind, context module, set_span_in_context), imported on first use
+SCOPE_NAME = "astrowellness-data"
+_recorder: _Recorder | None = None
+# (propagator, SpanKind, Status, StatusCode, ReadableSpan, SpanContext, Status(UNSET)): imported on first use
+_api = None
 
-# The request span of this context while it is recording (sampled), else None. The instrumented places
-# (SQL, Redis, bcrypt) read it before anything else: for the 90 % of requests a 10 % sampler leaves out
-# that is one ContextVar read, instead of an import and four calls into OpenTelemetry's API to find a
-# non-recording current span. Every recording span of the service starts under a request span, so "a
-# recording span is current" and "RECORDING is set" are the same thing.
-RECORDING: contextvars.ContextVar = contextvars.ContextVar("recording_request_span", default=None)
+# The recording span children start under in this context (the request's, or span()'s), else None: tracing
+# off, outside a request, or a request the sampler left out. The instrumented places (SQL, Redis, bcrypt)
+# read it before anything else: for the 90 % of requests a 10 % sampler leaves out that is one ContextVar
+# read.
+RECORDING: contextvars.ContextVar = contextvars.ContextVar("recording_span", default=None)
+
+_LOW_64 = (1 << 64) - 1
 
 
 def _otel_api():
     global _api
     if _api is None:
-        from opentelemetry import context
-        from opentelemetry.trace import SpanKind, set_span_in_context
+        from opentelemetry.sdk.trace import ReadableSpan
+        from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
         from opentelemetry.trace.propagation.tracecontext import (
             TraceContextTextMapPropagator,
         )
 
-        _api = (TraceContextTextMapPropagator(), SpanKind, context, set_span_in_context)
+        _api = (TraceContextTextMapPropagator(), SpanKind, Status, StatusCode, ReadableSpan, SpanContext,
+                Status(StatusCode.UNSET))
     return _api
 
 
-# Sampling a request this service starts (no traceparent) is decided here, before the SDK is called, when
-# the sampler is a trace-id ratio (traceidratio, or parentbased_traceidratio for a root): the same rule as
-# the SDK's (the trace id's low 64 bits below the bound), on a trace id drawn here. A request left out
-# then costs a random number and a comparison instead of a non-recording span made current; a request
-# kept goes to the SDK with that trace id (_ChosenTraceIds), whose sampler reaches the same decision.
-_root_bound: int | None = None
-_chosen_trace_id = 0
-_LOW_64 = (1 << 64) - 1
+class _Recorder:
+    """What recording a span needs from the installed provider, looked up once."""
+
+    def __init__(self, processor, provider):
+        from opentelemetry.sdk.trace.sampling import (
+            ParentBased,
+            StaticSampler,
+            TraceIdRatioBased,
+        )
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+        from opentelemetry.trace import TraceFlags
+
+        _otel_api()
+        self.processor = processor
+        self.resource = provider.resource
+        self.scope = InstrumentationScope(SCOPE_NAME)  # what provider.get_tracer(SCOPE_NAME) records
+        self.sampler = sampler = provider.sampler
+        root = sampler._root if isinstance(sampler, ParentBased) else sampler  # spans without a parent
+        # A trace-id ratio decides a root span here, by the SDK's rule on a trace id drawn here: a request
+        # left out costs a random number and a comparison.
+        self.root_bound = root.bound if isinstance(root, TraceIdRatioBased) else None
+        # Whether the SDK's sampler would keep every child of a recorded span: true of every sampler
+        # OTEL_TRACES_SAMPLER names (a ratio decides by trace id, as it did for the parent; parent-based
+        # ones follow a sampled local parent). Another sampler is asked for each child, as the SDK would.
+        self.children_follow = isinstance(sampler, (StaticSampler, TraceIdRatioBased)) or (
+            isinstance(sampler, ParentBased) and sampler._local_parent_sampled.__class__ is StaticSampler
+            and sampler._local_parent_sampled.get_description() == "AlwaysOnSampler")
+        self.sampled_flags = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
 
 
-def _ratio_bound(sampler) -> int | None:
-    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-
-    if isinstance(sampler, ParentBased):
-        sampler = sampler._root  # the decision for spans without a parent
-    return sampler.bound if isinstance(sampler, TraceIdRatioBased) else None
-
-
-def _draw_trace_id() -> int:
-    trace_id = 0
-    while not trace_id:
-        trace_id = random.getrandbits(128)
-    return trace_id
+def _new_id(bits: int) -> int:
+    span_id = 0
+    while not span_id:
+        span_id = random.getrandbits(bits)
+    return span_id
 
 
-class _ChosenTraceIds:
-    """The SDK's random ids, except a root span's trace id when start_server_span chose it."""
+class RecordingSpan:
+    """A span being recorded; ended, it goes to the span processor as the SDK's ReadableSpan."""
 
-    def generate_span_id(self) -> int:
-        span_id = 0
-        while not span_id:
-            span_id = random.getrandbits(64)
-        return span_id
+    __slots__ = ("attributes", "context", "kind", "name", "parent", "start_time", "status")
 
-    def generate_trace_id(self) -> int:
-        global _chosen_trace_id
-        trace_id, _chosen_trace_id = _chosen_trace_id, 0
-        return trace_id or _draw_trace_id()
+    def __init__(self, name: str, kind, context, parent, attributes: dict):
+        self.name, self.kind, self.context, self.parent = name, kind, context, parent
+        self.attributes = attributes
+        self.status = None
+        self.start_time = time.time_ns()
 
-    def is_trace_id_random(self) -> bool:
+    def get_span_context(self):
+        return self.context
+
+    def is_recording(self) -> bool:
         return True
+
+    def set_attribute(self, key: str, value) -> None:
+        self.attributes[key] = value
+
+    def set_status(self, status) -> None:
+        self.status = status
+
+    def end(self) -> None:
+        recorder = _recorder
+        if recorder is None:  # tracing was switched off meanwhile
+            return
+        recorder.processor.on_end(_api[4](
+            name=self.name, context=self.context, parent=self.parent, resource=recorder.resource,
+            attributes=self.attributes, kind=self.kind, status=self.status or _api[6],
+            start_time=self.start_time, end_time=time.time_ns(), instrumentation_scope=recorder.scope))
+
+
+def _child_context(recorder: _Recorder, parent, name: str, kind, attributes: dict):
+    """The SpanContext of a child of the recording span `parent`, or None when the sampler drops it."""
+    span_context = _api[5]
+    trace_state = parent.context.trace_state
+    if not recorder.children_follow:
+        from opentelemetry.trace import NonRecordingSpan, set_span_in_context
+
+        result = recorder.sampler.should_sample(set_span_in_context(NonRecordingSpan(parent.context)),
+                                                parent.context.trace_id, name, kind, attributes)
+        if not result.decision.is_sampled():
+            return None
+        attributes.update(result.attributes)
+        trace_state = result.trace_state
+    return span_context(parent.context.trace_id, _new_id(64), False, parent.context.trace_flags, trace_state)
 
 
 def start_server_span(method: str, route: str, headers):
-    """The request's span, current until end_server_span, continuing the caller's W3C traceparent (and
-    tracestate). Returns (span, or None when not sampled; token for end_server_span; trace id). A span
-    the sampler dropped is not made current: nothing under it would record anyway."""
-    global _chosen_trace_id
+    """The request's span, the parent of what the request records until end_server_span, continuing the
+    caller's W3C traceparent (and tracestate). Returns (span, or None when not sampled; token for
+    end_server_span; trace id)."""
+    recorder = _recorder
     has_parent = "traceparent" in headers
-    if _root_bound is not None and not has_parent:
-        trace_id = random.getrandbits(128) or _draw_trace_id()
-        if trace_id & _LOW_64 >= _root_bound:
-            return None, None, format(trace_id, "032x")  # not sampled: no span, nothing current
-        _chosen_trace_id = trace_id  # start_span below is synchronous: no other request can take it
-    propagator, span_kind, context, set_span_in_context = _otel_api()
-    try:
-        span = TRACER.start_span(f"{method} {route}", context=propagator.extract(headers) if has_parent else None,
-                                 kind=span_kind.SERVER, attributes={"http.request.method": method, "http.route": route})
-    finally:
-        _chosen_trace_id = 0
-    if not span.is_recording():  # a caller's unsampled traceparent (parent-based), or another sampler
-        return None, None, trace_id_of(span)
-    token = (context.attach(set_span_in_context(span)), RECORDING.set(span))
-    return span, token, format(span.get_span_context().trace_id, "032x")
+    if recorder.root_bound is not None and not has_parent:
+        trace_id = random.getrandbits(128) or _new_id(128)
+        if trace_id & _LOW_64 >= recorder.root_bound:
+            return None, None, format(trace_id, "032x")  # not sampled: no span, nothing to parent
+        span_context = _api[5](trace_id, _new_id(64), False, recorder.sampled_flags)
+        span = RecordingSpan(f"{method} {route}", _api[1].SERVER, span_context, None,
+                             {"http.request.method": method, "http.route": route})
+        return span, RECORDING.set(span), format(trace_id, "032x")
+    return _sampled_server_span(recorder, method, route, headers, has_parent)
+
+
+def _sampled_server_span(recorder: _Recorder, method: str, route: str, headers, has_parent: bool):
+    """start_server_span with a caller's traceparent, or a sampler that is not a trace-id ratio: the
+    sampler decides, as the SDK's Tracer would ask it."""
+    from opentelemetry.trace import TraceFlags, get_current_span
+
+    propagator, span_kind, _, _, _, span_context_class, _ = _api
+    parent_context = propagator.extract(headers) if has_parent else None
+    parent = get_current_span(parent_context).get_span_context() if has_parent else None
+    if parent is not None and not parent.is_valid:
+        parent = None
+    trace_id = parent.trace_id if parent is not None else _new_id(128)
+    name, attributes = f"{method} {route}", {"http.request.method": method, "http.route": route}
+    result = recorder.sampler.should_sample(parent_context, trace_id, name, span_kind.SERVER, attributes)
+    if not result.decision.is_sampled():
+        return None, None, format(trace_id, "032x")  # the caller's trace id is worth logging either way
+    flags = recorder.sampled_flags if parent is None or parent.trace_flags.random_trace_id \
+        else TraceFlags(TraceFlags.SAMPLED)
+    span_context = span_context_class(trace_id, _new_id(64), False, flags, result.trace_state)
+    span = RecordingSpan(name, span_kind.SERVER, span_context, parent, {**attributes, **result.attributes})
+    return span, RECORDING.set(span), format(trace_id, "032x")
 
 
 def end_server_span(span, token, status: int) -> None:
     """Ends a span start_server_span returned (not None: the caller tests that)."""
-    RECORDING.reset(token[1])
-    _otel_api()[2].detach(token[0])
-    span.set_attribute("http.response.status_code", status)
+    RECORDING.reset(token)
+    span.attributes["http.response.status_code"] = status
     if status >= 500:
-        from opentelemetry.trace import Status, StatusCode
-
-        span.set_status(Status(StatusCode.ERROR))
+        span.status = _api[2](_api[3].ERROR)
     span.end()
-
-
-def trace_id_of(span) -> str | None:
-    """The 32-hex-digit trace id (also of a span the sampler dropped: the caller's trace id is worth
-    logging either way), or None."""
-    context = span.get_span_context()
-    return format(context.trace_id, "032x") if context.trace_id else None
 
 
 _NOT_RECORDED = contextlib.nullcontext()
 
 
 def client_span(name: str, system: str, **attributes):
-    """A span for one call to PostgreSQL, Redis or the bcrypt pool (kind CLIENT / INTERNAL) inside a
-    recording request; nothing otherwise (a request the sampler dropped would drop its children too, so
-    building them would be work for nothing). Callers on the hot path test `RECORDING.get()` first."""
-    if RECORDING.get() is None:
+    """A span for one call to PostgreSQL, Redis or the bcrypt pool (kind CLIENT / INTERNAL) under the
+    recording span of this context; nothing outside one (a request the sampler dropped would drop its
+    children too, so building them would be work for nothing). Hot-path callers test `RECORDING.get()`
+    first."""
+    if RECORDING.get() is None or _recorder is None:
         return _NOT_RECORDED
     return _ChildSpan(name, system, attributes)
 
 
 class _ChildSpan:
-    """start_span + end, without start_as_current_span's generator-based context managers (a third of a
-    traced request's tracing time in the profile). Not made current: nothing is traced inside one SQL
-    statement, Redis call or bcrypt job, so attaching its context and detaching it again (a new Context
-    and two ContextVar operations) would serve no span."""
+    """A context manager recording one child span: started on enter, ended on exit (an error status for
+    an exception other than cancellation)."""
 
     __slots__ = ("attributes", "kind", "name", "span")
 
     def __init__(self, name, system, attributes):
-        span_kind = _otel_api()[1]
+        span_kind = _api[1]
         self.name = name
         if system == "bcrypt":
             self.kind, self.attributes = span_kind.INTERNAL, {"service.component": system, **attributes}
@@ -250,21 +317,43 @@ class _ChildSpan:
             self.kind, self.attributes = span_kind.CLIENT, {"db.system": system, **attributes}
 
     def __enter__(self):
-        self.span = TRACER.start_span(self.name, kind=self.kind, attributes=self.attributes)
+        parent = RECORDING.get()
+        context = _child_context(_recorder, parent, self.name, self.kind, self.attributes)
+        self.span = RecordingSpan(self.name, self.kind, context, parent.context, self.attributes) \
+            if context is not None else None
         return self.span
 
     def __exit__(self, exc_type, exc, tb):
-        if exc is not None and not isinstance(exc, asyncio.CancelledError):
-            from opentelemetry.trace import Status, StatusCode
-
-            self.span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-        self.span.end()
+        span = self.span
+        if span is not None:
+            if exc is not None and not isinstance(exc, asyncio.CancelledError):
+                span.status = _api[2](_api[3].ERROR, type(exc).__name__)
+            span.end()
         return False
 
 
+@contextlib.contextmanager
 def span(name: str, **attributes):
-    """An internal span, current while it lasts, inside a recording request; else a no-op context manager
-    (for code off the hot path)."""
-    if TRACER is None or RECORDING.get() is None:
-        return _NOT_RECORDED
-    return TRACER.start_as_current_span(name, attributes=attributes)
+    """An internal span under the recording span of this context, the parent of what is recorded inside
+    it; else nothing (yields None). For code off the hot path (a Stripe event's application)."""
+    parent = RECORDING.get() if TRACER is not None else None
+    recorder = _recorder
+    if parent is None or recorder is None:
+        yield None
+        return
+    kind = _api[1].INTERNAL
+    context = _child_context(recorder, parent, name, kind, attributes)
+    if context is None:
+        yield None
+        return
+    inner = RecordingSpan(name, kind, context, parent.context, attributes)
+    token = RECORDING.set(inner)
+    try:
+        yield inner
+    except BaseException as exc:
+        if not isinstance(exc, asyncio.CancelledError):
+            inner.status = _api[2](_api[3].ERROR, f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        RECORDING.reset(token)
+        inner.end()

@@ -273,3 +273,119 @@ def test_the_lean_encoder_writes_the_sdks_message_for_every_kind_of_span():
     finished = spans.get_finished_spans()
     assert len(finished) == 5
     assert encode_spans(finished) == sdk_encode(finished).SerializePartialToString()
+
+
+# ---- spans recorded without the SDK's Tracer ----------------------------------------------------------------
+
+CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER_SPAN = "00f067aa0ba902b7"
+
+
+@pytest.fixture
+def recorded():
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+        InMemorySpanExporter,
+    )
+
+    from service import tracing
+
+    exporter = InMemorySpanExporter()
+
+    def install(sampler=None):
+        tracing.install(SimpleSpanProcessor(exporter), sampler=sampler)
+        return exporter
+
+    yield install
+    tracing.shutdown()
+
+
+def _request(status=200, headers=None, inside=()):
+    """A request span with `inside` (names of client spans; "!" first: it raises) under it."""
+    from service import tracing
+
+    span, token, trace_id = tracing.start_server_span("GET", "/v1/things/{id}", headers or {})
+    for name in inside:
+        try:
+            with tracing.client_span(name.lstrip("!"), "postgresql", **{"db.operation.name": name.lstrip("!")}):
+                if name.startswith("!"):
+                    raise ValueError("no")
+        except ValueError:
+            pass
+    if span is not None:
+        tracing.end_server_span(span, token, status)
+    return trace_id
+
+
+def test_a_recorded_request_holds_what_the_sdks_tracer_would_record(recorded):
+    from opentelemetry.trace import SpanKind, StatusCode
+
+    from service.tracing import DEFAULT_SERVICE_NAME
+
+    spans = recorded()  # the default sampler: parentbased_always_on
+    trace_id = _request(503, {"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01", "tracestate": "k=v"},
+                        inside=("get_thing", "!put_thing"))
+    assert trace_id == CALLER_TRACE
+    by_name = {s.name: s for s in spans.get_finished_spans()}
+    server, sql, failed = by_name["GET /v1/things/{id}"], by_name["get_thing"], by_name["put_thing"]
+    assert server.kind == SpanKind.SERVER and server.context.trace_flags.sampled
+    assert format(server.context.trace_id, "032x") == CALLER_TRACE and server.context.trace_state.get("k") == "v"
+    assert format(server.parent.span_id, "016x") == CALLER_SPAN and server.parent.is_remote
+    assert dict(server.attributes) == {"http.request.method": "GET", "http.route": "/v1/things/{id}",
+                                       "http.response.status_code": 503}
+    assert server.status.status_code == StatusCode.ERROR
+    assert server.resource.attributes["service.name"] == DEFAULT_SERVICE_NAME
+    assert server.instrumentation_scope.name == "astrowellness-data"
+    for child in (sql, failed):
+        assert child.kind == SpanKind.CLIENT and child.parent.span_id == server.context.span_id
+        assert child.context.trace_id == server.context.trace_id and child.context.span_id != server.context.span_id
+        assert server.start_time <= child.start_time <= child.end_time <= server.end_time
+    assert dict(sql.attributes) == {"db.system": "postgresql", "db.operation.name": "get_thing"}
+    assert sql.status.status_code == StatusCode.UNSET
+    assert (failed.status.status_code, failed.status.description) == (StatusCode.ERROR, "ValueError")
+
+
+def test_a_caller_that_did_not_sample_gets_no_spans_but_its_trace_id(recorded):
+    spans = recorded()
+    assert _request(headers={"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-00"}, inside=("x",)) == CALLER_TRACE
+    assert spans.get_finished_spans() == ()
+
+
+def test_a_sampler_of_its_own_is_asked_for_every_span_as_the_sdk_would(recorded):
+    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+
+    class NoWrites(Sampler):
+        def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None,
+                          trace_state=None):
+            decision = Decision.DROP if name.startswith("put_") else Decision.RECORD_AND_SAMPLE
+            return SamplingResult(decision, {"sampled.by": "NoWrites"})
+
+        def get_description(self):
+            return "NoWrites"
+
+    spans = recorded(NoWrites())
+    _request(inside=("get_thing", "put_thing"))
+    names = {s.name: dict(s.attributes).get("sampled.by") for s in spans.get_finished_spans()}
+    assert names == {"GET /v1/things/{id}": "NoWrites", "get_thing": "NoWrites"}
+
+
+async def test_an_internal_span_parents_what_it_encloses_and_records_its_error(recorded):
+    from opentelemetry.trace import StatusCode
+
+    from service import tracing
+
+    spans = recorded()
+    span, token, _ = tracing.start_server_span("POST", "/v1/stripe/webhook", {})
+    with pytest.raises(RuntimeError), tracing.span("stripe apply_event") as inner:
+        inner.set_attribute("stripe.event.type", "invoice.paid")
+        with tracing.client_span("stripe_insert_event", "postgresql"):
+            pass
+        raise RuntimeError("lost")
+    tracing.end_server_span(span, token, 200)
+    by_name = {s.name: s for s in spans.get_finished_spans()}
+    apply, insert = by_name["stripe apply_event"], by_name["stripe_insert_event"]
+    assert apply.parent.span_id == by_name["POST /v1/stripe/webhook"].context.span_id
+    assert insert.parent.span_id == apply.context.span_id
+    assert apply.attributes["stripe.event.type"] == "invoice.paid"
+    assert apply.status.status_code == StatusCode.ERROR
+    assert tracing.RECORDING.get() is None
