@@ -172,16 +172,17 @@ class _Recorder:
         self.resource = provider.resource
         self.scope = InstrumentationScope(SCOPE_NAME)  # what provider.get_tracer(SCOPE_NAME) records
         self.sampler = sampler = provider.sampler
-        root = sampler._root if isinstance(sampler, ParentBased) else sampler  # spans without a parent
+        root = getattr(sampler, "_root", None) if isinstance(sampler, ParentBased) else sampler  # no parent
         # A trace-id ratio decides a root span here, by the SDK's rule on a trace id drawn here: a request
         # left out costs a random number and a comparison.
         self.root_bound = root.bound if isinstance(root, TraceIdRatioBased) else None
         # Whether the SDK's sampler would keep every child of a recorded span: true of every sampler
         # OTEL_TRACES_SAMPLER names (a ratio decides by trace id, as it did for the parent; parent-based
         # ones follow a sampled local parent). Another sampler is asked for each child, as the SDK would.
+        local_parent = getattr(sampler, "_local_parent_sampled", None)  # SDK-private: if renamed, ask
         self.children_follow = isinstance(sampler, (StaticSampler, TraceIdRatioBased)) or (
-            isinstance(sampler, ParentBased) and sampler._local_parent_sampled.__class__ is StaticSampler
-            and sampler._local_parent_sampled.get_description() == "AlwaysOnSampler")
+            isinstance(sampler, ParentBased) and isinstance(local_parent, StaticSampler)
+            and local_parent.get_description() == "AlwaysOnSampler")
         self.sampled_flags = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
 
 
