@@ -40,6 +40,9 @@ async def test_schemathesis_finds_no_failure(settings, tmp_path):
             "--checks", "all", "--exclude-checks", EXCLUDED_CHECKS,
             "--max-examples", os.environ.get("FUZZ_EXAMPLES", "25"),
             "--phases", "examples,coverage,fuzzing", "--workers", "2",
+            # A generator-side check, not the API's: with some seeds most strings drawn for the account
+            # routes' path parameters are filtered out, and the run failed with every test case passing.
+            "--suppress-health-check", "filter_too_much",
             "--report", "junit", "--report-dir", str(tmp_path),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             env={**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks",
