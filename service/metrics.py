@@ -48,20 +48,33 @@ def _created_wanted() -> bool:
     return getattr(prometheus_client.metrics, "_use_created", True)  # PROMETHEUS_DISABLE_CREATED_SERIES
 
 
-class LoopHistogram:
-    """A labelled histogram observed on the event loop's thread: `labels(...)` once, then `observe(s)`."""
+class _LoopFamily:
+    """What LoopHistogram and LoopCounter share: a name, labels, and one child per label values."""
 
-    def __init__(self, name: str, documentation: str, labelnames: tuple[str, ...], buckets: tuple[float, ...]):
+    def __init__(self, name: str, documentation: str, labelnames: tuple[str, ...]):
         self.name, self.documentation, self.labelnames = name, documentation, tuple(labelnames)
-        self.bounds = tuple(float(b) for b in buckets)  # upper bounds; the +Inf bucket is implicit
-        self._children: dict[tuple, LoopHistogramChild] = {}
+        self._children: dict[tuple, object] = {}
 
-    def labels(self, *values) -> LoopHistogramChild:
+    def _new_child(self):
+        raise NotImplementedError
+
+    def labels(self, *values):
         values = tuple(str(v) for v in values)
         child = self._children.get(values)
         if child is None:
-            child = self._children[values] = LoopHistogramChild(self.bounds)
+            child = self._children[values] = self._new_child()
         return child
+
+
+class LoopHistogram(_LoopFamily):
+    """A labelled histogram observed on the event loop's thread: `labels(...)` once, then `observe(s)`."""
+
+    def __init__(self, name: str, documentation: str, labelnames: tuple[str, ...], buckets: tuple[float, ...]):
+        super().__init__(name, documentation, labelnames)
+        self.bounds = tuple(float(b) for b in buckets)  # upper bounds; the +Inf bucket is implicit
+
+    def _new_child(self) -> LoopHistogramChild:
+        return LoopHistogramChild(self.bounds)
 
     def describe(self):
         return [HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)]
@@ -94,19 +107,11 @@ class LoopHistogramChild:
         self.sum += value
 
 
-class LoopCounter:
+class LoopCounter(_LoopFamily):
     """A labelled counter incremented on the event loop's thread: `labels(...)` once, then `inc()`."""
 
-    def __init__(self, name: str, documentation: str, labelnames: tuple[str, ...]):
-        self.name, self.documentation, self.labelnames = name, documentation, tuple(labelnames)
-        self._children: dict[tuple, LoopCounterChild] = {}
-
-    def labels(self, *values) -> LoopCounterChild:
-        values = tuple(str(v) for v in values)
-        child = self._children.get(values)
-        if child is None:
-            child = self._children[values] = LoopCounterChild()
-        return child
+    def _new_child(self) -> LoopCounterChild:
+        return LoopCounterChild()
 
     def describe(self):
         return [CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)]

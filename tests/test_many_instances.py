@@ -29,6 +29,17 @@ def start_instance(database_url, redis_url, log_file, **env):
     return process, f"http://127.0.0.1:{port}"
 
 
+def stop_instances(instances) -> None:
+    """SIGTERM every instance still running, then wait for each (SIGKILL after 15 s)."""
+    for process, _ in instances:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process, _ in instances:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
 async def test_three_instances_agree_and_survive_a_sigkill(migrated_database_url, redis_url, tmp_path):
     prefix = f"{REDIS_PREFIX_ROOT}{uuid.uuid4().hex[:8]}:"
     instances = [start_instance(migrated_database_url, redis_url, tmp_path / f"instance-{i}.log",
@@ -56,14 +67,7 @@ async def test_three_instances_agree_and_survive_a_sigkill(migrated_database_url
         await load.check_persisted(migrated_database_url)
         report("one of three instances killed", load.figures())
     finally:
-        for process, _ in instances:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process, _ in instances:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_instances(instances)
 
 
 async def test_a_write_on_one_instance_is_never_stale_on_the_others(migrated_database_url, tmp_path):
@@ -139,14 +143,7 @@ async def test_a_write_on_one_instance_is_never_stale_on_the_others(migrated_dat
                 await db.close()
             assert served_from_near
     finally:
-        for process, _ in instances:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process, _ in instances:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_instances(instances)
         for proxy in proxies:
             await proxy.close()
         server.kill()
