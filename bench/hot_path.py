@@ -21,19 +21,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import run as suite  # bench/run.py (this script's folder is on sys.path)
-from tracing_overhead import export_tree, measure_with_cpu, start_in
+from tracing_overhead import export_tree, measure_with_cpu, new_run, start_in
 
 
 def main(argv=None) -> int:
@@ -50,16 +45,7 @@ def main(argv=None) -> int:
         return 1
     before = args.before or subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=suite.ROOT, capture_output=True,
                                            text=True, check=True).stdout.strip()
-    opts = suite.Options(users=args.users, hot=5000, rounds=args.rounds, duration=args.duration, warmup=args.warmup,
-                         connections=32, threads=2, w5_requests=0, only=("W1", "W2"), write=False,
-                         database_url=os.environ.get("DATABASE_URL", suite.DEFAULT_DATABASE_URL),
-                         redis_url=os.environ.get("REDIS_URL", suite.DEFAULT_REDIS_URL), quick=False)
-    tag = f"{time.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(3)}"
-    run = suite.Run(tag=tag, admin_url=opts.database_url, read_token=secrets.token_urlsafe(24),
-                    write_token=secrets.token_urlsafe(24), cache_prefix=f"aw_bench_{tag}:")
-    run.tmp = Path(tempfile.mkdtemp(prefix=f"aw_bench_{tag}_"))
-    run.ids_file, run.tokens_file = run.tmp / "user_ids.txt", run.tmp / "session_tokens.txt"
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    opts, run, tag = new_run(args, only=("W1", "W2"))
     try:
         run.main_url = asyncio.run(suite.create_database(run, f"aw_bench_{tag}"))
         suite.migrate.apply(run.main_url)

@@ -35,6 +35,7 @@ os.environ.setdefault("DATABASE_URL", "postgresql://root@127.0.0.1:5432/postgres
 
 import aiohttp
 import asyncpg
+from tracing_overhead import export_tree  # noqa: E402 (bench/ is on sys.path as this script's folder)
 
 from service import migrate
 from tests.databases import create_database, drop_database
@@ -224,14 +225,6 @@ async def set_synchronous_commit(url: str, value: str) -> None:
         await conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = {value}')
     finally:
         await conn.close()
-
-
-def export_tree(revision: str, into: Path) -> Path:
-    """The service as of `revision` (git archive), to run next to this one in the same rounds."""
-    into.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(["git", "archive", revision], cwd=ROOT, capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into
 
 
 async def main(stored: int, events: int, users: int, rounds: int, base_revision: str | None = None) -> dict:

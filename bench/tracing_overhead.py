@@ -48,9 +48,26 @@ def sink(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
+def new_run(args, only: tuple[str, ...]):
+    """bench/run.py's options and run state for a wrk comparison of `only` (also used by hot_path.py):
+    32 connections, 2 threads, a unique tag, a temporary folder; SIGTERM stops it like Ctrl-C."""
+    opts = suite.Options(users=args.users, hot=5000, rounds=args.rounds, duration=args.duration, warmup=args.warmup,
+                         connections=32, threads=2, w5_requests=0, only=only, write=False,
+                         database_url=os.environ.get("DATABASE_URL", suite.DEFAULT_DATABASE_URL),
+                         redis_url=os.environ.get("REDIS_URL", suite.DEFAULT_REDIS_URL), quick=False)
+    tag = f"{time.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(3)}"
+    run = suite.Run(tag=tag, admin_url=opts.database_url, read_token=secrets.token_urlsafe(24),
+                    write_token=secrets.token_urlsafe(24), cache_prefix=f"aw_bench_{tag}:")
+    run.tmp = Path(tempfile.mkdtemp(prefix=f"aw_bench_{tag}_"))
+    run.ids_file, run.tokens_file = run.tmp / "user_ids.txt", run.tmp / "session_tokens.txt"
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    return opts, run, tag
+
+
 def export_tree(base: str, into: Path) -> Path:
+    """The service as of `base` (git archive) in `into`, to run next to this one in the same rounds."""
     archive = subprocess.run(["git", "archive", base], cwd=suite.ROOT, capture_output=True, check=True).stdout
-    into.mkdir(parents=True)
+    into.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     return into
 
@@ -196,16 +213,7 @@ def main(argv=None) -> int:
         return 1
     base = args.base or subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=suite.ROOT, capture_output=True,
                                        text=True, check=True).stdout.strip()
-    opts = suite.Options(users=args.users, hot=5000, rounds=args.rounds, duration=args.duration, warmup=args.warmup,
-                         connections=32, threads=2, w5_requests=0, only=("W1",), write=False,
-                         database_url=os.environ.get("DATABASE_URL", suite.DEFAULT_DATABASE_URL),
-                         redis_url=os.environ.get("REDIS_URL", suite.DEFAULT_REDIS_URL), quick=False)
-    tag = f"{time.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(3)}"
-    run = suite.Run(tag=tag, admin_url=opts.database_url, read_token=secrets.token_urlsafe(24),
-                    write_token=secrets.token_urlsafe(24), cache_prefix=f"aw_bench_{tag}:")
-    run.tmp = Path(tempfile.mkdtemp(prefix=f"aw_bench_{tag}_"))
-    run.ids_file, run.tokens_file = run.tmp / "user_ids.txt", run.tmp / "session_tokens.txt"
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    opts, run, tag = new_run(args, only=("W1",))
     sink_process = None
     try:
         run.main_url = asyncio.run(suite.create_database(run, f"aw_bench_{tag}"))
