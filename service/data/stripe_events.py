@@ -48,7 +48,7 @@ from .stripe_objects import (
     state_from_row,
     subscription_state,
 )
-from .unknown_outcome import invalidating_if_unknown
+from .unknown_outcome import invalidate_after_failed_write
 
 log = logging.getLogger("service.stripe")
 
@@ -174,8 +174,7 @@ async def invalidating_if_unknown_user(deps: Deps, shown_to: list[str]) -> Async
         yield
     except BaseException:
         if shown_to:
-            async with invalidating_if_unknown(deps, keys=(keys.subscription_of(shown_to[0]),)):
-                raise
+            await invalidate_after_failed_write(deps, keys=(keys.subscription_of(shown_to[0]),))
         raise
 
 

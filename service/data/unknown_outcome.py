@@ -37,11 +37,17 @@ async def invalidating_if_unknown(deps: Deps, *, keys: tuple[str, ...] = (),
     except Problem:
         raise
     except BaseException:
-        await _invalidate(deps, keys, tags)
-        task = asyncio.get_running_loop().create_task(_invalidate_later(deps, keys, tags))
-        _later.add(task)
-        task.add_done_callback(_later.discard)
+        await invalidate_after_failed_write(deps, keys=keys, tags=tags)
         raise
+
+
+async def invalidate_after_failed_write(deps: Deps, *, keys: tuple[str, ...] = (),
+                                        tags: tuple[str, ...] = ()) -> None:
+    """Drop `keys` and `tags` now and once more LATE_COMMIT_SECONDS later; never raises."""
+    await _invalidate(deps, keys, tags)
+    task = asyncio.get_running_loop().create_task(_invalidate_later(deps, keys, tags))
+    _later.add(task)
+    task.add_done_callback(_later.discard)
 
 
 async def _invalidate(deps: Deps, keys: tuple[str, ...], tags: tuple[str, ...]) -> None:
