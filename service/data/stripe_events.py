@@ -210,9 +210,7 @@ async def _apply(conn, event: Event, sub_id: str | None, customer_id: str | None
             return await _refresh(conn, event, sub_id, fetch)
         state = subscription_state(event.obj, created=event.created, event_id=event.id, event_type=event.type,
                                    previous=event.previous, had_nul=event.had_nul)
-        if looked is None or state.subscription_id != sub_id:
-            return await apply_state(conn, state, replay=replay)
-        return await apply_state(conn, state, replay=replay, looked=looked)
+        return await apply_state(conn, state, replay=replay, looked=looked)  # looked: this subscription's
     if event.type.startswith(INVOICE_PREFIX):
         if sub_id is None:
             return Outcome("ignored", "the invoice bills no subscription")
